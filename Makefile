@@ -1,0 +1,61 @@
+# The README's two commands: `make run` and `make test`. Both bootstrap the same way:
+# a virtualenv, a development .env, and a project-local PostgreSQL unless DATABASE_URL
+# is set (in the environment or in .env).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format stop db browser install install-dev backup
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+.env: | $(VENV)/.installed
+	$(PY) -m hosting.devenv
+
+db: $(VENV)/.installed .env
+	$(PY) -m hosting.localdb start
+
+# Debian's Chromium for the browser tests; nothing downloads a browser at run time.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium not found; browser tests will be skipped. Install it: sudo apt-get install chromium"; fi; }
+
+run: db
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+	$(PY) manage.py seed
+	$(PY) -m hosting.devserver --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-dev db browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev db
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: $(VENV)/.installed-dev
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+backup: db
+	$(PY) manage.py backup
+
+stop:
+	@test -x $(PY) && $(PY) -m hosting.localdb stop || $(PYTHON) -m hosting.localdb stop

@@ -1,0 +1,1 @@
+"""Connects allauth's and Django's account signals to the audit trail."""

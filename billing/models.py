@@ -1,0 +1,125 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from hosting.db import choices_check
+
+
+class Plan(models.Model):
+    """A VPS size a customer can buy; seeded by a data migration."""
+
+    slug = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    price_cents = models.PositiveIntegerField(help_text="Price per month, in cents.")
+    currency = models.CharField(max_length=3, default="usd")
+    vcpus = models.PositiveSmallIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    disk_gb = models.PositiveIntegerField()
+    provider_size_slug = models.CharField(max_length=64, help_text="DigitalOcean size slug.")
+    stripe_price_id = models.CharField(max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "price_cents"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[a-z]{3}$"), name="billing_plan_currency_iso"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def memory_gb(self):
+        return self.memory_mb / 1024
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Paid"
+    REFUNDED = "refunded", "Refunded"
+    FAILED = "failed", "Failed"
+
+
+def _unique_when_set(field: str):
+    return models.UniqueConstraint(
+        fields=[field], condition=~Q(**{field: ""}), name=f"billing_payment_{field}_unique"
+    )
+
+
+class Payment(models.Model):
+    """One payment for one plan. Stripe ids are unique when set, so one Stripe object can
+    never be booked against two payments."""
+
+    Status = PaymentStatus
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="payments")
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    stripe_checkout_session_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_charge_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_refund_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            choices_check("status", PaymentStatus, "billing_payment"),
+            _unique_when_set("stripe_checkout_session_id"),
+            _unique_when_set("stripe_payment_intent_id"),
+            _unique_when_set("stripe_charge_id"),
+            _unique_when_set("stripe_refund_id"),
+            models.CheckConstraint(
+                condition=~Q(status=PaymentStatus.SUCCEEDED) | Q(paid_at__isnull=False),
+                name="billing_payment_paid_has_paid_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=PaymentStatus.REFUNDED) | Q(refunded_at__isnull=False),
+                name="billing_payment_refunded_has_refunded_at",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="payment_user_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.plan} · {self.amount_display} · {self.get_status_display()}"
+
+    @property
+    def amount_display(self):
+        return f"{self.amount_cents / 100:,.2f} {self.currency.upper()}"
+
+
+class StripeEvent(models.Model):
+    """Every Stripe webhook event we accepted. The unique event id makes a redelivered
+    event a no-op."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=128)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["type", "-received_at"], name="stripeevent_type_idx")]
+
+    def __str__(self):
+        return f"{self.type} {self.event_id}"

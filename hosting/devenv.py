@@ -1,0 +1,34 @@
+"""Writes the development `.env` that `make run` and `make test` use, once.
+
+    python -m hosting.devenv
+
+Secrets are generated on this machine; an existing `.env` is never touched.
+"""
+
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
+
+
+def main() -> None:
+    if ENV_FILE.exists():
+        return
+    ENV_FILE.write_text(
+        "# Written by `make run` for local development; see .env.example for every variable.\n"
+        "DEBUG=on\n"
+        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+        f"FIELD_ENCRYPTION_KEYS={Fernet.generate_key().decode()}\n"
+        "# Development only: staff may enter the admin without two-factor.\n"
+        "STAFF_REQUIRE_MFA=off\n"
+        "EMAIL_URL=consolemail://\n"
+    )
+    ENV_FILE.chmod(0o600)
+    print(f"Wrote {ENV_FILE}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

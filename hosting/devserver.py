@@ -1,0 +1,42 @@
+"""`make run`'s last step: the web server and the worker side by side, stopped together.
+
+    python -m hosting.devserver [--host 127.0.0.1] [--port 8000]
+"""
+
+import argparse
+import signal
+import subprocess
+import sys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", default="8000")
+    args = parser.parse_args()
+    python = sys.executable
+    processes = [
+        subprocess.Popen([python, "manage.py", "procrastinate", "worker"]),
+        subprocess.Popen([python, "manage.py", "runserver", f"{args.host}:{args.port}"]),
+    ]
+    print(f"Hosting is up on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(process.poll() is None for process in processes):
+            try:
+                processes[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            process.wait()
+    sys.exit(max(process.returncode or 0 for process in processes))
+
+
+if __name__ == "__main__":
+    main()

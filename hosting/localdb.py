@@ -1,0 +1,187 @@
+"""A project-local PostgreSQL cluster for development and tests.
+
+Used by `make run` and `make test` when DATABASE_URL is unset: the cluster is created on
+first use, listens only on a Unix socket (no TCP port to collide with), and runs as the
+`postgres` user when we are root, because PostgreSQL refuses to run as root.
+
+    python -m hosting.localdb start|stop|status|url
+
+Only the standard library is used, so this runs before Django is configured.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DB_NAME = "hosting"
+DB_USER = "postgres"
+# A Unix socket path must fit in 107 bytes; leave room for "/.s.PGSQL.5432".
+MAX_SOCKET_DIR = 90
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """True when every ancestor lets other users through, so `postgres` can reach it."""
+    for part in [path, *path.parents]:
+        if not os.stat(part).st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def cluster_dir() -> Path:
+    local = PROJECT_DIR / ".pg"
+    too_long = len(str(local / "data")) > MAX_SOCKET_DIR
+    if too_long or (_is_root() and not _reachable_by_others(PROJECT_DIR)):
+        digest = hashlib.sha256(str(PROJECT_DIR).encode()).hexdigest()[:12]
+        return Path("/var/tmp") / f"hosting-pg-{digest}"
+    return local
+
+
+def data_dir() -> Path:
+    return cluster_dir() / "data"
+
+
+def url() -> str:
+    """The DATABASE_URL of the local cluster: an absolute path names the socket directory."""
+    return f"postgresql://{DB_USER}@/{data_dir()}/{DB_NAME}"
+
+
+def _bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _install_hint() -> str:
+    if Path("/etc/debian_version").exists():
+        return "sudo apt-get install -y postgresql"
+    if Path("/etc/fedora-release").exists() or Path("/etc/redhat-release").exists():
+        return "sudo dnf install -y postgresql-server"
+    if sys.platform == "darwin":
+        return "brew install postgresql@15"
+    return "install the PostgreSQL 15+ server binaries (initdb, pg_ctl) with your package manager"
+
+
+def ensure_binaries() -> None:
+    if _bin("initdb") and _bin("pg_ctl"):
+        return
+    if _is_root() and Path("/etc/debian_version").exists():
+        print("PostgreSQL server binaries missing: installing them with apt-get", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env
+        )
+        if _bin("initdb") and _bin("pg_ctl"):
+            return
+    sys.exit(f"PostgreSQL server binaries (initdb, pg_ctl) not found. Install them:\n  {_install_hint()}")
+
+
+def _as_owner(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a server binary as `postgres` when root, else as ourselves."""
+    if _is_root():
+        args = ["runuser", "-u", "postgres", "--", *args]
+    return subprocess.run(args, **kwargs)
+
+
+def _psql(sql: str) -> str:
+    result = subprocess.run(
+        [_bin("psql") or "psql", "-h", str(data_dir()), "-U", DB_USER, "-d", "postgres",
+         "-tAc", sql],
+        check=True, capture_output=True, text=True,
+    )
+    return result.stdout.strip()
+
+
+def _initdb() -> None:
+    cluster = cluster_dir()
+    cluster.mkdir(parents=True, exist_ok=True)
+    if _is_root():
+        shutil.chown(cluster, "postgres", "postgres")
+    cluster.chmod(0o700)
+    print(f"Creating a local PostgreSQL cluster in {cluster}", flush=True)
+    _as_owner(
+        [_bin("initdb"), "-D", str(data_dir()), "-U", DB_USER, "--auth=trust",
+         "--encoding=UTF8", "--locale=C.UTF-8"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    with open(data_dir() / "postgresql.conf", "a") as conf:
+        conf.write(
+            "\n# hosting: local development cluster\n"
+            "listen_addresses = ''\n"
+            f"unix_socket_directories = '{data_dir()}'\n"
+            "unix_socket_permissions = 0700\n"
+            "max_connections = 100\n"
+            # A development cluster: losing the last few commits on a crash is fine.
+            "synchronous_commit = off\n"
+        )
+
+
+def is_running() -> bool:
+    if not (data_dir() / "PG_VERSION").exists():
+        return False
+    return _as_owner([_bin("pg_ctl"), "-D", str(data_dir()), "status"],
+                     capture_output=True).returncode == 0
+
+
+def start() -> None:
+    if _external_database():
+        print("DATABASE_URL is set: using it, no local PostgreSQL started.")
+        return
+    ensure_binaries()
+    if not (data_dir() / "PG_VERSION").exists():
+        _initdb()
+    if not is_running():
+        log = cluster_dir() / "postgres.log"
+        _as_owner(
+            [_bin("pg_ctl"), "-D", str(data_dir()), "-l", str(log), "-w", "-t", "60", "start"],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+    if _psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
+        _psql(f'CREATE DATABASE "{DB_NAME}"')
+    print(f"Local PostgreSQL is up: {url()}")
+
+
+def stop() -> None:
+    if is_running():
+        _as_owner([_bin("pg_ctl"), "-D", str(data_dir()), "-m", "fast", "-w", "stop"],
+                  check=True, stdout=subprocess.DEVNULL)
+        print("Local PostgreSQL stopped.")
+    else:
+        print("Local PostgreSQL is not running.")
+
+
+def _external_database() -> bool:
+    if os.environ.get("DATABASE_URL"):
+        return True
+    env_file = PROJECT_DIR / ".env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.strip().startswith("DATABASE_URL=") and line.split("=", 1)[1].strip():
+                return True
+    return False
+
+
+def main(argv: list[str]) -> None:
+    commands = {"start": start, "stop": stop, "url": lambda: print(url()),
+                "status": lambda: print("running" if is_running() else "stopped")}
+    if len(argv) != 1 or argv[0] not in commands:
+        sys.exit(f"usage: python -m hosting.localdb {{{'|'.join(commands)}}}")
+    commands[argv[0]]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

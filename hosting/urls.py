@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from hosting import health, views
+
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("pricing/", views.pricing, name="pricing"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("accounts.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("dashboard/", include("servers.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "hosting.views.bad_request"
+handler403 = "hosting.views.permission_denied"
+handler404 = "hosting.views.page_not_found"
+handler500 = "hosting.views.server_error"

@@ -1,0 +1,91 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from hosting.db import choices_check
+
+
+class TicketPriority(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class TicketStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+class Ticket(models.Model):
+    Priority = TicketPriority
+    Status = TicketStatus
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tickets"
+    )
+    server = models.ForeignKey(
+        "servers.Server",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tickets",
+    )
+    subject = models.CharField(max_length=200)
+    description = models.TextField()
+    priority = models.CharField(
+        max_length=16, choices=TicketPriority.choices, default=TicketPriority.MEDIUM
+    )
+    status = models.CharField(
+        max_length=16, choices=TicketStatus.choices, default=TicketStatus.OPEN
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+        limit_choices_to={"is_staff": True},
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            choices_check("priority", TicketPriority, "support_ticket"),
+            choices_check("status", TicketStatus, "support_ticket"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="ticket_user_created_idx"),
+            models.Index(fields=["status", "-updated_at"], name="ticket_status_updated_idx"),
+        ]
+
+    def __str__(self):
+        return self.subject
+
+
+class TicketMessage(models.Model):
+    """A reply on a ticket; an internal one is a staff note the customer never sees."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ticket_messages"
+    )
+    body = models.TextField()
+    internal = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="ticketmsg_ticket_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"Message on {self.ticket} by {self.author}"
