@@ -225,3 +225,7 @@ LOGGING = {
     "loggers": {"procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", default="WARNING")}},
 }
 CSRF_FAILURE_VIEW = "hosting.views.csrf_failure"
+
+# Lets several test runs share one PostgreSQL server side by side.
+if env("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
