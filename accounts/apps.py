@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
-        from accounts import audit_signals  # noqa: F401  (connects allauth's signals)
+        from accounts import audit_signals, middleware  # noqa: F401  (connect signal receivers)

@@ -1,10 +1,18 @@
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
 LOGIN_AT_SESSION_KEY = "accounts_login_at"
+
+
+@receiver(user_logged_in)
+def stamp_login_time(sender, request, user, **kwargs):
+    if request is not None and hasattr(request, "session"):
+        request.session[LOGIN_AT_SESSION_KEY] = timezone.now().timestamp()
 
 
 class AbsoluteSessionLifetimeMiddleware:
@@ -21,10 +29,11 @@ class AbsoluteSessionLifetimeMiddleware:
             login_at = request.session.get(LOGIN_AT_SESSION_KEY)
             now = timezone.now().timestamp()
             if login_at is None:
+                # A session from before this rule: its clock starts now.
                 request.session[LOGIN_AT_SESSION_KEY] = now
             elif now - login_at > settings.SESSION_COOKIE_AGE:
                 logout(request)
-                return redirect(settings.LOGIN_URL and reverse(settings.LOGIN_URL))
+                return redirect(reverse(settings.LOGIN_URL))
         return self.get_response(request)
 
 

@@ -1,3 +1,7 @@
 from django.urls import path
 
-urlpatterns = []
+from accounts import views
+
+urlpatterns = [
+    path("", views.account_overview, name="account_overview"),
+]

@@ -11,7 +11,8 @@ from hosting import localdb
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+# Values already in the environment win over the file; ENV_FILE picks another file.
+environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
 
 DEBUG = env.bool("DEBUG", default=False)
 # No default secret in production: without SECRET_KEY and DEBUG off, startup fails.
@@ -229,3 +230,6 @@ CSRF_FAILURE_VIEW = "hosting.views.csrf_failure"
 # Lets several test runs share one PostgreSQL server side by side.
 if env("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
+
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: trust none).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
