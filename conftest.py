@@ -1,5 +1,6 @@
 """Fixtures shared by every app's tests."""
 
+import importlib
 import os
 import shutil
 
@@ -19,13 +20,35 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_storage(settings):
+def _test_server_settings(settings):
     """Tests render templates without running collectstatic first, so they use the plain
-    storage instead of the hashed manifest that production serves."""
+    storage instead of the hashed manifest that production serves; and the test client
+    and live server speak plain HTTP, so the HTTPS-only settings that DEBUG off implies
+    are off unless a test turns them on."""
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture(autouse=True)
+def _plans_present(request):
+    """The plans come from a data migration, and a transactional test's flush deletes them;
+    put them back so no test depends on the order the suite runs in."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("_django_db_helper")
+    from django.apps import apps
+
+    from billing.models import Plan
+
+    if not Plan.objects.exists():
+        seed = importlib.import_module("billing.migrations.0002_seed_plans")
+        seed.seed_plans(apps, None)
 
 
 def chromium_path() -> str | None:

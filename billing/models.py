@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hosting.db import choices_check
+from hosting.money import format_cents
 
 
 class Plan(models.Model):
@@ -37,6 +38,10 @@ class Plan(models.Model):
     @property
     def memory_gb(self):
         return self.memory_mb / 1024
+
+    @property
+    def price_display(self):
+        return format_cents(self.price_cents, self.currency)
 
 
 class PaymentStatus(models.TextChoices):
@@ -103,7 +108,7 @@ class Payment(models.Model):
 
     @property
     def amount_display(self):
-        return f"{self.amount_cents / 100:,.2f} {self.currency.upper()}"
+        return format_cents(self.amount_cents, self.currency)
 
 
 class StripeEvent(models.Model):

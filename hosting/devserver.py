@@ -1,9 +1,10 @@
 """`make run`'s last step: the web server and the worker side by side, stopped together.
 
-    python -m hosting.devserver [--host 127.0.0.1] [--port 8000]
+python -m hosting.devserver [--host 127.0.0.1] [--port 8000]
 """
 
 import argparse
+import contextlib
 import signal
 import subprocess
 import sys
@@ -23,10 +24,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while all(process.poll() is None for process in processes):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 processes[0].wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
     except KeyboardInterrupt:
         pass
     finally:

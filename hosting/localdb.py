@@ -33,10 +33,7 @@ def _is_root() -> bool:
 
 def _reachable_by_others(path: Path) -> bool:
     """True when every ancestor lets other users through, so `postgres` can reach it."""
-    for part in [path, *path.parents]:
-        if not os.stat(part).st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(os.stat(part).st_mode & stat.S_IXOTH for part in [path, *path.parents])
 
 
 def cluster_dir() -> Path:
@@ -44,7 +41,8 @@ def cluster_dir() -> Path:
     too_long = len(str(local / "data")) > MAX_SOCKET_DIR
     if too_long or (_is_root() and not _reachable_by_others(PROJECT_DIR)):
         digest = hashlib.sha256(str(PROJECT_DIR).encode()).hexdigest()[:12]
-        return Path("/var/tmp") / f"hosting-pg-{digest}"
+        # The cluster directory is made 0700 and owned by postgres, so others stay out.
+        return Path("/var/tmp") / f"hosting-pg-{digest}"  # noqa: S108
     return local
 
 
@@ -61,7 +59,11 @@ def _bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    # The newest major version: compare numerically, so 15 beats 9.6.
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda path: [int(n) for n in Path(path).parts[-3].split(".") if n.isdigit()],
+    )
     return candidates[-1] if candidates else None
 
 
@@ -82,12 +84,12 @@ def ensure_binaries() -> None:
         print("PostgreSQL server binaries missing: installing them with apt-get", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env
-        )
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
         if _bin("initdb") and _bin("pg_ctl"):
             return
-    sys.exit(f"PostgreSQL server binaries (initdb, pg_ctl) not found. Install them:\n  {_install_hint()}")
+    sys.exit(
+        f"PostgreSQL server binaries (initdb, pg_ctl) not found. Install them:\n  {_install_hint()}"
+    )
 
 
 def _as_owner(args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -99,9 +101,20 @@ def _as_owner(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def _psql(sql: str) -> str:
     result = subprocess.run(
-        [_bin("psql") or "psql", "-h", str(data_dir()), "-U", DB_USER, "-d", "postgres",
-         "-tAc", sql],
-        check=True, capture_output=True, text=True,
+        [
+            _bin("psql") or "psql",
+            "-h",
+            str(data_dir()),
+            "-U",
+            DB_USER,
+            "-d",
+            "postgres",
+            "-tAc",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout.strip()
 
@@ -114,9 +127,18 @@ def _initdb() -> None:
     cluster.chmod(0o700)
     print(f"Creating a local PostgreSQL cluster in {cluster}", flush=True)
     _as_owner(
-        [_bin("initdb"), "-D", str(data_dir()), "-U", DB_USER, "--auth=trust",
-         "--encoding=UTF8", "--locale=C.UTF-8"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            _bin("initdb"),
+            "-D",
+            str(data_dir()),
+            "-U",
+            DB_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     with open(data_dir() / "postgresql.conf", "a") as conf:
         conf.write(
@@ -133,8 +155,10 @@ def _initdb() -> None:
 def is_running() -> bool:
     if not (data_dir() / "PG_VERSION").exists():
         return False
-    return _as_owner([_bin("pg_ctl"), "-D", str(data_dir()), "status"],
-                     capture_output=True).returncode == 0
+    return (
+        _as_owner([_bin("pg_ctl"), "-D", str(data_dir()), "status"], capture_output=True).returncode
+        == 0
+    )
 
 
 def start() -> None:
@@ -148,17 +172,21 @@ def start() -> None:
         log = cluster_dir() / "postgres.log"
         _as_owner(
             [_bin("pg_ctl"), "-D", str(data_dir()), "-l", str(log), "-w", "-t", "60", "start"],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-    if _psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
+    if _psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":  # noqa: S608
         _psql(f'CREATE DATABASE "{DB_NAME}"')
     print(f"Local PostgreSQL is up: {url()}")
 
 
 def stop() -> None:
     if is_running():
-        _as_owner([_bin("pg_ctl"), "-D", str(data_dir()), "-m", "fast", "-w", "stop"],
-                  check=True, stdout=subprocess.DEVNULL)
+        _as_owner(
+            [_bin("pg_ctl"), "-D", str(data_dir()), "-m", "fast", "-w", "stop"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         print("Local PostgreSQL stopped.")
     else:
         print("Local PostgreSQL is not running.")
@@ -176,8 +204,12 @@ def _external_database() -> bool:
 
 
 def main(argv: list[str]) -> None:
-    commands = {"start": start, "stop": stop, "url": lambda: print(url()),
-                "status": lambda: print("running" if is_running() else "stopped")}
+    commands = {
+        "start": start,
+        "stop": stop,
+        "url": lambda: print(url()),
+        "status": lambda: print("running" if is_running() else "stopped"),
+    }
     if len(argv) != 1 or argv[0] not in commands:
         sys.exit(f"usage: python -m hosting.localdb {{{'|'.join(commands)}}}")
     commands[argv[0]]()

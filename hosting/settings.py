@@ -148,6 +148,8 @@ ACCOUNT_RATE_LIMITS = {
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Hosting"
+# Accept the code of the neighbouring 30 s period too: phone clocks drift.
+MFA_TOTP_TOLERANCE = 1
 STAFF_REQUIRE_MFA = env.bool("STAFF_REQUIRE_MFA", default=True)
 
 # Sessions in the database with an absolute lifetime (not extended by activity).

@@ -24,7 +24,8 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    # No context processors beyond the request: the database may be what failed.
+    # 500.html replaces the nav and messages blocks, so rendering it touches neither the
+    # user nor the database: the database may be what failed.
     return render(request, "500.html", status=500)
 
 

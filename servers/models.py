@@ -157,9 +157,15 @@ class Domain(models.Model):
         constraints = [
             choices_check("verification_status", VerificationStatus, "servers_domain"),
             choices_check("ssl_status", SSLStatus, "servers_domain"),
-            models.UniqueConstraint(Lower("name"), name="servers_domain_name_ci_unique"),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="servers_domain_name_ci_unique",
+                violation_error_message="That domain is already attached to a server.",
+            ),
             models.CheckConstraint(
-                condition=Q(name=Lower("name")), name="servers_domain_name_lowercase"
+                condition=Q(name=Lower("name")),
+                name="servers_domain_name_lowercase",
+                violation_error_message="Domain names are stored in lower case.",
             ),
         ]
         indexes = [
@@ -169,3 +175,8 @@ class Domain(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        # Domain names are case-insensitive; store them the one way the database accepts.
+        self.name = self.name.strip().rstrip(".").lower()

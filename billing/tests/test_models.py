@@ -40,9 +40,8 @@ def test_status_must_be_known():
 
 def test_refunded_payment_needs_refunded_at():
     payment = PaymentFactory()
-    with pytest.raises(IntegrityError, match="refunded_has_refunded_at"):
-        with transaction.atomic():
-            Payment.objects.filter(pk=payment.pk).update(status="refunded")
+    with pytest.raises(IntegrityError, match="refunded_has_refunded_at"), transaction.atomic():
+        Payment.objects.filter(pk=payment.pk).update(status="refunded")
 
 
 def test_one_payment_pays_for_one_server():

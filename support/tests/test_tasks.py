@@ -12,7 +12,7 @@ from support.services import ticket_create
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_worker_process_runs_the_task_against_postgresql():
     """`manage.py procrastinate worker` picks up the job that a committed ticket
     enqueued, sends the staff email and marks the job done."""
@@ -26,9 +26,7 @@ def test_worker_process_runs_the_task_against_postgresql():
     result = subprocess.run(
         [sys.executable, "manage.py", "procrastinate", "worker", "--one-shot"],
         cwd=PROJECT_DIR,
-        env=subprocess_env(
-            EMAIL_URL="consolemail://", STAFF_NOTIFICATION_EMAILS="ops@example.com"
-        ),
+        env=subprocess_env(EMAIL_URL="consolemail://", STAFF_NOTIFICATION_EMAILS="ops@example.com"),
         capture_output=True,
         text=True,
         timeout=120,
