@@ -39,7 +39,8 @@ browser:
 run: db
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
-	$(PY) manage.py seed
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py seed --show-passwords
 	$(PY) -m hosting.devserver --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev db browser

@@ -19,7 +19,13 @@ def main() -> None:
         return
     ENV_FILE.write_text(
         "# Written by `make run` for local development; see .env.example for every variable.\n"
-        "DEBUG=on\n"
+        "# The site runs as customers see it (styled error pages, no tracebacks) over plain\n"
+        "# HTTP on this machine. DEBUG=on shows Django's debug pages instead.\n"
+        "DEBUG=off\n"
+        "SECURE_SSL_REDIRECT=off\n"
+        "SESSION_COOKIE_SECURE=off\n"
+        "CSRF_COOKIE_SECURE=off\n"
+        "SECURE_HSTS_SECONDS=0\n"
         f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
         f"FIELD_ENCRYPTION_KEYS={Fernet.generate_key().decode()}\n"
         "# Development only: staff may enter the admin without two-factor.\n"

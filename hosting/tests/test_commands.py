@@ -277,6 +277,17 @@ def test_seed_with_debug_off_never_prints_passwords(settings, monkeypatch, capsy
 
 
 @pytest.mark.django_db
+def test_seed_show_passwords_prints_them_with_debug_off(settings, client):
+    settings.DEBUG = False
+    out = StringIO()
+    call_command("seed", "--show-passwords", stdout=out)
+    printed = out.getvalue()
+    assert "shown because --show-passwords was given" in printed
+    password = re.search(r"alice@example\.com\s+password: (\S+)", printed).group(1)
+    assert client.login(email="alice@example.com", password=password)
+
+
+@pytest.mark.django_db
 def test_seed_destructive_options_need_force_with_debug_off(settings):
     settings.DEBUG = False
     run("seed")

@@ -323,6 +323,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
+            "--show-passwords",
+            action="store_true",
+            help="Print new passwords even with DEBUG off (`make run` does, on a local "
+            "demo database).",
+        )
+        parser.add_argument(
             "--reset-passwords",
             action="store_true",
             help="Give every demo user a new random password (with DEBUG off: needs --force).",
@@ -339,7 +345,16 @@ class Command(BaseCommand):
             help="Allow --clear-users and --reset-passwords with DEBUG off.",
         )
 
-    def handle(self, *args, reset_passwords=False, clear_users=False, force=False, **options):
+    def handle(
+        self,
+        *args,
+        reset_passwords=False,
+        clear_users=False,
+        force=False,
+        show_passwords=False,
+        **options,
+    ):
+        self.show_passwords = show_passwords
         if not settings.DEBUG and not force:
             asked = {"--clear-users": clear_users, "--reset-passwords": reset_passwords}
             for flag, given in asked.items():
@@ -424,13 +439,14 @@ class Command(BaseCommand):
                 "sets new ones)."
             )
             return
-        if not settings.DEBUG:
+        if not (settings.DEBUG or self.show_passwords):
             self.stdout.write(
                 f"New random passwords set for {len(new)} user(s); not shown because DEBUG "
                 "is off. Set one with `manage.py changepassword EMAIL`."
             )
             return
-        self.stdout.write("Demo logins (shown because DEBUG is on):")
+        reason = "DEBUG is on" if settings.DEBUG else "--show-passwords was given"
+        self.stdout.write(f"Demo logins (shown because {reason}):")
         for email, password in new.items():
             self.stdout.write(f"  {email}  password: {password}")
         kept = [email for email, password in passwords.items() if not password]
