@@ -151,21 +151,31 @@ def stderr_tail(stderr: str | bytes | None, lines: int = 3, width: int = 400) ->
     return text if len(text) <= width else "..." + text[-width:]
 
 
+def run(command: list[str], *, failure: str, libpq: dict[str, str] | None = None):
+    """Run a client program against the database in `libpq`. Raises PgError, starting
+    with `failure` and ending with the tail of its stderr, when it cannot start or exits
+    non-zero."""
+    try:
+        result = subprocess.run(
+            command, env=subprocess_env(libpq or {}), capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise PgError(f"cannot run {command[0]}: {exc}") from exc
+    if result.returncode != 0:
+        raise PgError(
+            f"{failure} (exit {result.returncode}): "
+            f"{stderr_tail(result.stderr) or 'no error output'}"
+        )
+    return result
+
+
 def archive_entries(path: str | os.PathLike) -> int:
     """The number of table-of-contents entries of a pg_dump archive, read with
     `pg_restore --list`. Raises PgError when it cannot be read or lists nothing."""
-    pg_restore = pg_binary("pg_restore")
-    try:
-        result = subprocess.run(
-            [pg_restore, "--list", str(path)], capture_output=True, text=True, check=False
-        )
-    except OSError as exc:
-        raise PgError(f"cannot run pg_restore ({pg_restore}): {exc}") from exc
-    if result.returncode != 0:
-        raise PgError(
-            f"pg_restore --list cannot read {path} (exit {result.returncode}): "
-            f"{stderr_tail(result.stderr) or 'no error output'}"
-        )
+    result = run(
+        [pg_binary("pg_restore"), "--list", str(path)],
+        failure=f"pg_restore --list cannot read {path}",
+    )
     # The listing's header and comments start with ';'.
     entries = sum(
         1 for line in result.stdout.splitlines() if line.strip() and not line.startswith(";")

@@ -6,6 +6,9 @@ from hosting import health, views
 
 # Staff sign in through the same allauth login (and two-factor) as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Hosting administration"
+admin.site.site_title = "Hosting admin"
+admin.site.index_title = "Customers, servers, payments and support"
 
 urlpatterns = [
     path("", views.landing, name="landing"),

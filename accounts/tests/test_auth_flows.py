@@ -6,7 +6,6 @@ import pytest
 import time_machine
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
-from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import AuditAction, AuditEvent, User
@@ -16,13 +15,6 @@ from accounts.tests.helpers import confirmation_link, login, totp_code, verified
 pytestmark = pytest.mark.django_db
 START = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 NEW_PASSWORD = "Another-long-passphrase-77"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()  # the rate limits live in the shared database cache
-    yield
-    cache.clear()
 
 
 @pytest.fixture

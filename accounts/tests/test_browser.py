@@ -5,7 +5,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from django.core.cache import cache
 from playwright.sync_api import expect
 
 from accounts.models import User
@@ -18,13 +17,6 @@ pytestmark = [
 
 EMAIL = "browser.customer@example.com"
 PASSWORD = "Plenty-of-entropy-2026!"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()  # the rate limits live in the shared database cache
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from allauth.mfa.models import Authenticator
-from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import AuditEvent
@@ -15,11 +14,6 @@ from accounts.tests.helpers import login, verified_user
 
 pytestmark = pytest.mark.django_db
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()
 
 
 def test_a_customer_never_reaches_the_admin(client):

@@ -4,20 +4,12 @@ from html.parser import HTMLParser
 
 import pytest
 from allauth.mfa.models import Authenticator
-from django.core.cache import cache
 
 from accounts.models import AuditAction, AuditEvent
 from accounts.tests.factories import PASSWORD
 from accounts.tests.helpers import login, verified_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()  # the rate limits live in the shared database cache
-    yield
-    cache.clear()
 
 
 class Page(HTMLParser):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -127,16 +126,9 @@ class Command(BaseCommand):
             f"--file={tmp}",
         ]
         try:
-            result = subprocess.run(
-                command, env=pg.subprocess_env(libpq), capture_output=True, text=True
-            )
-        except OSError as exc:
-            raise CommandError(f"cannot run pg_dump ({pg_dump}): {exc}") from exc
-        if result.returncode != 0:
-            raise CommandError(
-                f"pg_dump of {pg.describe(libpq)} failed (exit {result.returncode}): "
-                f"{pg.stderr_tail(result.stderr) or 'no error output'}"
-            )
+            pg.run(command, libpq=libpq, failure=f"pg_dump of {pg.describe(libpq)} failed")
+        except pg.PgError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             # On disk before it gets its final name: a crash leaves the old backups,
             # never a truncated file that looks complete.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -171,17 +170,14 @@ class Command(BaseCommand):
         ]
         started = time.monotonic()
         try:
-            result = subprocess.run(
-                command, env=pg.subprocess_env(libpq), capture_output=True, text=True
+            pg.run(
+                command,
+                libpq=libpq,
+                failure=f"pg_restore into {where} failed; the restore ran in one "
+                "transaction, so nothing was changed",
             )
-        except OSError as exc:
-            raise CommandError(f"cannot run pg_restore ({pg_restore}): {exc}") from exc
-        if result.returncode != 0:
-            raise CommandError(
-                f"pg_restore into {where} failed (exit {result.returncode}); the restore ran "
-                f"in one transaction, so nothing was changed: "
-                f"{pg.stderr_tail(result.stderr) or 'no error output'}"
-            )
+        except pg.PgError as exc:
+            raise CommandError(str(exc)) from exc
         replaced = f", replacing data in {len(filled)} table(s)" if filled else ""
         self.stdout.write(
             f"Restored {path} ({entries} archive entries) into {where}{replaced} "

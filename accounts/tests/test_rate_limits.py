@@ -1,0 +1,84 @@
+"""Per-IP limits, and lockouts that hold across processes (gunicorn workers, hosts)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from accounts.tests.factories import PASSWORD
+from accounts.tests.helpers import login, verified_user
+from hosting.testing import subprocess_env
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+FAIL_LOGINS_ELSEWHERE = """
+import django
+django.setup()
+from django.test import Client
+client = Client(REMOTE_ADDR="198.51.100.7")
+for _ in range(10):
+    response = client.post("/accounts/login/", {"login": "%s", "password": "wrong"})
+    assert response.status_code == 200, response.status_code
+print("ten failures")
+"""
+
+
+@pytest.fixture
+def tight_limits(settings):
+    settings.ACCOUNT_RATE_LIMITS = {
+        **settings.ACCOUNT_RATE_LIMITS,
+        "signup": "2/m/ip",
+        "login": "3/m/ip",
+        "reset_password": "2/m/ip",
+    }
+
+
+@pytest.mark.django_db
+def test_signups_are_limited_per_ip(tight_limits):
+    client = Client(REMOTE_ADDR="192.0.2.10")
+    for n in range(2):
+        data = {"email": f"s{n}@example.com", "password1": PASSWORD, "password2": PASSWORD}
+        assert client.post("/accounts/signup/", data).status_code == 302
+    data = {"email": "s3@example.com", "password1": PASSWORD, "password2": PASSWORD}
+    assert client.post("/accounts/signup/", data).status_code == 429
+    other_ip = Client(REMOTE_ADDR="192.0.2.11")
+    assert other_ip.post("/accounts/signup/", data).status_code == 302
+
+
+@pytest.mark.django_db
+def test_logins_are_limited_per_ip_across_accounts(tight_limits):
+    client = Client(REMOTE_ADDR="192.0.2.20")
+    users = [verified_user() for _ in range(4)]
+    for user in users[:3]:
+        login(client, user.email, "wrong")
+    assert login(client, users[3].email).status_code == 429
+
+
+@pytest.mark.django_db
+def test_password_reset_requests_are_limited_per_ip(tight_limits, mailoutbox):
+    client = Client(REMOTE_ADDR="192.0.2.30")
+    for n in range(2):
+        client.post("/accounts/password/reset/", {"email": f"r{n}@example.com"})
+    response = client.post("/accounts/password/reset/", {"email": "r9@example.com"})
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lockout_made_in_another_process_holds_here():
+    """Ten failures in a separate Python process lock the account for this one: the
+    counters live in the database cache every worker shares, not in process memory."""
+    user = verified_user()
+    result = subprocess.run(
+        [sys.executable, "-c", FAIL_LOGINS_ELSEWHERE % user.email],
+        cwd=PROJECT_DIR,
+        # DEBUG on: the page renders without collectstatic's manifest.
+        env=subprocess_env(DEBUG="on", ALLOWED_HOSTS="testserver"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    response = login(Client(REMOTE_ADDR="203.0.113.99"), user.email)
+    assert response.status_code == 200
+    assert "Too many failed login attempts" in response.content.decode()
