@@ -222,10 +222,21 @@ BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_tokens": {"()": "hosting.log_redaction.RedactTokensFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        # runserver's request lines, through the same redacting handler.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+    },
 }
 CSRF_FAILURE_VIEW = "hosting.views.csrf_failure"
 
