@@ -62,24 +62,18 @@ def on_email_changed(sender, request, user, from_email_address, to_email_address
     )
 
 
+# Recovery codes come and go with TOTP; the TOTP authenticator is what turns
+# two-factor on and off.
 @receiver(mfa_signals.authenticator_added)
 def on_authenticator_added(sender, request, user, authenticator, **kwargs):
-    action = AuditAction.MFA_ENABLE if authenticator.type == "totp" else None
-    if action:
-        audit_event_record(
-            action=action, actor=user, request=request, metadata={"type": authenticator.type}
-        )
+    if authenticator.type == "totp":
+        audit_event_record(action=AuditAction.MFA_ENABLE, actor=user, request=request)
 
 
 @receiver(mfa_signals.authenticator_removed)
 def on_authenticator_removed(sender, request, user, authenticator, **kwargs):
     if authenticator.type == "totp":
-        audit_event_record(
-            action=AuditAction.MFA_DISABLE,
-            actor=user,
-            request=request,
-            metadata={"type": authenticator.type},
-        )
+        audit_event_record(action=AuditAction.MFA_DISABLE, actor=user, request=request)
 
 
 @receiver(mfa_signals.authenticator_reset)

@@ -1,17 +1,12 @@
 """Per-IP limits, and lockouts that hold across processes (gunicorn workers, hosts)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.test import Client
 
 from accounts.tests.factories import PASSWORD
 from accounts.tests.helpers import login, verified_user
-from hosting.testing import subprocess_env
+from hosting.testing import run_python, subprocess_env
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 FAIL_LOGINS_ELSEWHERE = """
 import django
 django.setup()
@@ -69,14 +64,11 @@ def test_a_lockout_made_in_another_process_holds_here():
     """Ten failures in a separate Python process lock the account for this one: the
     counters live in the database cache every worker shares, not in process memory."""
     user = verified_user()
-    result = subprocess.run(
-        [sys.executable, "-c", FAIL_LOGINS_ELSEWHERE % user.email],
-        cwd=PROJECT_DIR,
+    result = run_python(
+        "-c",
+        FAIL_LOGINS_ELSEWHERE % user.email,
         # DEBUG on: the page renders without collectstatic's manifest.
         env=subprocess_env(DEBUG="on", ALLOWED_HOSTS="testserver"),
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     response = login(Client(REMOTE_ADDR="203.0.113.99"), user.email)

@@ -1,9 +1,6 @@
 """Admin access, headers, production settings and secrets kept out of logs."""
 
 import logging
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from allauth.mfa.models import Authenticator
@@ -11,9 +8,9 @@ from django.test import Client
 
 from accounts.models import AuditEvent
 from accounts.tests.helpers import login, verified_user
+from hosting.testing import run_python
 
 pytestmark = pytest.mark.django_db
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_a_customer_never_reaches_the_admin(client):
@@ -107,14 +104,7 @@ def test_check_deploy_is_clean_with_production_settings():
         "DATABASE_URL": "postgresql://app:pw@db.internal:5432/hosting",
         "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 

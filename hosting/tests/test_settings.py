@@ -1,13 +1,11 @@
 """Settings are read from the environment; each case runs in a fresh interpreter."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from hosting.testing import run_python
+
 PRINT_SETTINGS = """
 import json, django
 from django.conf import settings
@@ -26,14 +24,7 @@ def load_settings(**environ):
         "FIELD_ENCRYPTION_KEYS": "",
         **environ,
     }
-    return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python("-c", PRINT_SETTINGS, env=env)
 
 
 def settings_for(**environ):

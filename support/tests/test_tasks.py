@@ -1,15 +1,9 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from accounts.tests.factories import UserFactory
-from hosting.testing import subprocess_env
+from hosting.testing import run_python, subprocess_env
 from support.services import ticket_create
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -23,13 +17,12 @@ def test_worker_process_runs_the_task_against_postgresql():
     assert job.status == "todo"
     assert job.args == {"ticket_id": ticket.pk}
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "procrastinate", "worker", "--one-shot"],
-        cwd=PROJECT_DIR,
+    result = run_python(
+        "manage.py",
+        "procrastinate",
+        "worker",
+        "--one-shot",
         env=subprocess_env(EMAIL_URL="consolemail://", STAFF_NOTIFICATION_EMAILS="ops@example.com"),
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
 
     assert result.returncode == 0, result.stderr
