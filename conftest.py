@@ -51,6 +51,30 @@ def _plans_present(request):
         seed.seed_plans(apps, None)
 
 
+@pytest.fixture(autouse=True)
+def _empty_job_queue(request):
+    """procrastinate's tables are not Django's to flush, so a transactional test (the kind
+    that runs a worker) would leave its jobs to the next one, aimed at reused ids. Empty
+    them before and after."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    from django.db import connection
+
+    def empty():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE procrastinate_jobs, procrastinate_events, "
+                "procrastinate_periodic_defers, procrastinate_workers CASCADE"
+            )
+
+    empty()
+    yield
+    empty()
+
+
 def chromium_path() -> str | None:
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)

@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
+from billing import services, webhooks
+from billing.gateways import GatewayError
 from billing.models import Payment, PaymentStatus, Plan, StripeEvent
-from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column
+from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
 
 
 @admin.register(Plan)
@@ -57,32 +60,86 @@ class PaymentAdmin(admin.ModelAdmin):
     )
     list_select_related = ("user", "plan", "server")
     autocomplete_fields = ("user",)
+    actions = ("refund_and_delete_server",)
+    STRIPE_FIELDS = (
+        "stripe_checkout_session_id",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+        "stripe_invoice_id",
+        "stripe_payment_intent_id",
+        "stripe_charge_id",
+        "stripe_refund_id",
+    )
     fieldsets = (
-        (None, {"fields": ("user", "plan", "amount_cents", "currency", "status", "server_link")}),
         (
-            "Stripe",
+            None,
             {
                 "fields": (
-                    "stripe_checkout_session_id",
-                    "stripe_payment_intent_id",
-                    "stripe_charge_id",
-                    "stripe_refund_id",
+                    "user",
+                    "plan",
+                    "amount_cents",
+                    "currency",
+                    "status",
+                    "failure_reason",
+                    "refund_reason",
+                    "server_link",
+                    "related",
                 )
             },
         ),
+        ("Stripe", {"fields": STRIPE_FIELDS}),
         ("Record", {"fields": ("uuid", "created_at", "paid_at", "refunded_at")}),
     )
     readonly_fields = (
         "server_link",
-        "stripe_checkout_session_id",
-        "stripe_payment_intent_id",
-        "stripe_charge_id",
-        "stripe_refund_id",
+        "related",
+        *STRIPE_FIELDS,
+        "failure_reason",
+        "refund_reason",
         "uuid",
         "created_at",
         "paid_at",
         "refunded_at",
     )
+    related = related_column((StripeEvent, "Stripe events", "payment__id__exact"))
+
+    @admin.action(description="Refund and delete server", permissions=["change"])
+    def refund_and_delete_server(self, request, queryset):
+        """Asks first; then one refund per payment through the billing service, which also
+        deletes the server and destroys its droplet."""
+        payments = list(queryset.select_related("user", "plan", "server"))
+        refundable = [p for p in payments if p.status == PaymentStatus.SUCCEEDED]
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/billing/payment/refund_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Refund and delete server?",
+                    "opts": self.model._meta,
+                    "payments": payments,
+                    "refundable": refundable,
+                    "skipped": [p for p in payments if p not in refundable],
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        for payment in refundable:
+            try:
+                refunded = services.payment_refund(
+                    payment_id=payment.pk,
+                    kind=services.RefundKind.STAFF,
+                    reason="Refunded by our staff.",
+                    actor=request.user,
+                    request=request,
+                )
+            except (GatewayError, services.RefundRefused) as exc:
+                self.message_user(request, f"{payment}: not refunded: {exc}", messages.ERROR)
+                continue
+            if refunded:
+                self.message_user(request, f"Refunded {payment.amount_display} to {payment.user}.")
+            else:
+                self.message_user(request, f"{payment}: already refunded.", messages.WARNING)
+        return None
 
     def get_readonly_fields(self, request, obj=None):
         # A payment becomes paid or refunded only through the billing flows, which set
@@ -110,12 +167,45 @@ class PaymentAdmin(admin.ModelAdmin):
 class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Webhook events as received; written only by the webhook."""
 
-    list_display = ("event_id", "type", "received_at", "processed_at", "has_error")
-    list_filter = ("type", "received_at")
+    list_display = (
+        "event_id",
+        "type",
+        "received_at",
+        "processed_at",
+        "processing_ms",
+        "has_error",
+        "payment_link",
+    )
+    list_filter = ("type", "received_at", ("processed_at", admin.EmptyFieldListFilter))
+    list_select_related = ("payment",)
     search_fields = ("event_id",)
     date_hierarchy = "received_at"
-    fields = ("event_id", "type", "received_at", "processed_at", "error", "payload_pretty")
-    readonly_fields = ("payload_pretty",)
+    fields = (
+        "event_id",
+        "type",
+        "payment_link",
+        "received_at",
+        "processed_at",
+        "processing_ms",
+        "attempts",
+        "error",
+        "payload_pretty",
+    )
+    readonly_fields = ("payload_pretty", "payment_link")
+    actions = ("process_again",)
+    payment_link = link_column("payment", description="payment")
+
+    def has_process_again_permission(self, request):
+        return request.user.is_staff
+
+    @admin.action(description="Process again", permissions=["process_again"])
+    def process_again(self, request, queryset):
+        """Run the handler again on the stored payload: safe, as every handler is
+        idempotent; an event that failed or waited for its payment is retried."""
+        for event in queryset.order_by("received_at"):
+            outcome = webhooks.stripe_event_process_again(event=event)
+            level = messages.SUCCESS if outcome.http_status == 200 else messages.ERROR
+            self.message_user(request, f"{event.event_id}: {outcome.value}", level)
 
     @admin.display(description="error", boolean=True)
     def has_error(self, obj):

@@ -74,9 +74,17 @@ class Payment(models.Model):
         max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
     )
     stripe_checkout_session_id = models.CharField(max_length=255, blank=True, default="")
+    # Where the customer pays; kept so a second click reuses the same open session.
+    checkout_url = models.TextField(blank=True, default="", db_default="")
+    stripe_customer_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    stripe_subscription_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    stripe_invoice_id = models.CharField(max_length=255, blank=True, default="", db_default="")
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="")
     stripe_charge_id = models.CharField(max_length=255, blank=True, default="")
     stripe_refund_id = models.CharField(max_length=255, blank=True, default="")
+    # Said to the customer: why a payment failed, why it was refunded.
+    failure_reason = models.TextField(blank=True, default="", db_default="")
+    refund_reason = models.TextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
@@ -86,6 +94,7 @@ class Payment(models.Model):
         constraints = [
             choices_check("status", PaymentStatus, "billing_payment"),
             _unique_when_set("stripe_checkout_session_id"),
+            _unique_when_set("stripe_invoice_id"),
             _unique_when_set("stripe_payment_intent_id"),
             _unique_when_set("stripe_charge_id"),
             _unique_when_set("stripe_refund_id"),
@@ -101,6 +110,11 @@ class Payment(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"], name="payment_user_created_idx"),
             models.Index(fields=["status", "-created_at"], name="payment_status_created_idx"),
+            models.Index(
+                fields=["stripe_subscription_id"],
+                condition=~Q(stripe_subscription_id=""),
+                name="payment_subscription_idx",
+            ),
         ]
 
     def __str__(self):
@@ -109,6 +123,11 @@ class Payment(models.Model):
     @property
     def amount_display(self):
         return format_cents(self.amount_cents, self.currency)
+
+    @property
+    def is_open(self) -> bool:
+        """Waiting for the customer to pay: a second click reuses this payment."""
+        return self.status == PaymentStatus.PENDING
 
 
 class StripeEvent(models.Model):
@@ -120,11 +139,79 @@ class StripeEvent(models.Model):
     payload = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # How long the last processing took, for staff looking at a slow or failing event.
+    processing_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
     error = models.TextField(blank=True)
+    # The payment the event was about, once a handler found it.
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="stripe_events"
+    )
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["type", "-received_at"], name="stripeevent_type_idx")]
+        indexes = [
+            models.Index(fields=["type", "-received_at"], name="stripeevent_type_idx"),
+            # Reconciliation looks for events still waiting to be processed.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="stripeevent_unprocessed_idx",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.type} {self.event_id}"
+
+
+class SimulatedSessionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    COMPLETE = "complete", "Complete"
+    EXPIRED = "expired", "Expired"
+
+
+class SimulatedPaymentStatus(models.TextChoices):
+    UNPAID = "unpaid", "Unpaid"
+    PAID = "paid", "Paid"
+
+
+class SimulatedCheckoutSession(models.Model):
+    """The offline Stripe stand-in's Checkout Sessions, kept in PostgreSQL so the web
+    process that shows the page and the one that answers the webhook agree. Unused when
+    STRIPE_SECRET_KEY is set."""
+
+    session_id = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    client_reference_id = models.CharField(max_length=64)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    customer_email = models.EmailField(blank=True)
+    success_url = models.TextField()
+    cancel_url = models.TextField()
+    # As Stripe says them.
+    status = models.CharField(
+        max_length=16, choices=SimulatedSessionStatus.choices, default=SimulatedSessionStatus.OPEN
+    )
+    payment_status = models.CharField(
+        max_length=16,
+        choices=SimulatedPaymentStatus.choices,
+        default=SimulatedPaymentStatus.UNPAID,
+    )
+    refund_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            choices_check("status", SimulatedSessionStatus, "billing_simulatedsession"),
+            choices_check("payment_status", SimulatedPaymentStatus, "billing_simulatedsession"),
+        ]
+
+    def __str__(self):
+        return self.session_id
+
+    @property
+    def amount_display(self):
+        return format_cents(self.amount_cents, self.currency)

@@ -1,6 +1,7 @@
 """Settings, read from the environment (or `.env`) with django-environ. `.env.example`
 documents every variable."""
 
+import hashlib
 from pathlib import Path
 
 import environ
@@ -213,8 +214,30 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 # External systems; without credentials the simulators run offline.
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
-STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Without a secret from Stripe, the simulator signs its events with one derived from
+# SECRET_KEY, so a development site verifies them exactly as production does.
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="") or (
+    "whsec_dev_" + hashlib.sha256(f"stripe-webhook:{SECRET_KEY}".encode()).hexdigest()[:32]
+)
+# Another API address (a stripe-mock style server); empty: Stripe's own.
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 DIGITALOCEAN_TOKEN = env("DIGITALOCEAN_TOKEN", default="")
+DIGITALOCEAN_REGION = env("DIGITALOCEAN_REGION", default="nyc3")
+DIGITALOCEAN_IMAGE = env("DIGITALOCEAN_IMAGE", default="ubuntu-24-04-x64")
+# The panel's own SSH private key (OpenSSH format): its public half goes on every server.
+PANEL_SSH_KEY_FILE = env("PANEL_SSH_KEY_FILE", default="")
+# The offline DigitalOcean stand-in: seconds until a droplet is active, and the operations
+# that fail on purpose (create, get, power, destroy) to show the failure paths.
+SIMULATED_PROVIDER_BOOT_SECONDS = env.float("SIMULATED_PROVIDER_BOOT_SECONDS", default=5.0)
+SIMULATED_PROVIDER_FAILURES = env.list("SIMULATED_PROVIDER_FAILURES", default=[])
+
+# Provisioning: attempts per job before giving up (server failed, payment refunded), the
+# first retry's wait (doubling each time), how often to look at a booting droplet, and
+# how long a server may stay `provisioning` before it is failed and refunded.
+PROVISION_ATTEMPTS = env.int("PROVISION_ATTEMPTS", default=5)
+PROVISION_RETRY_SECONDS = env.float("PROVISION_RETRY_SECONDS", default=5.0)
+PROVISION_POLL_SECONDS = env.float("PROVISION_POLL_SECONDS", default=2.0)
+PROVISION_TIMEOUT = env.int("PROVISION_TIMEOUT", default=30 * 60)
 
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
 

@@ -37,3 +37,32 @@ def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+def run_jobs(*, until=None, timeout: float = 30.0) -> None:
+    """Run procrastinate's worker in this process, as `manage.py procrastinate worker`
+    would, until no job is ready, or (with `until`) until `until()` is true, running again
+    as scheduled jobs fall due. In this process, so `responses` fakes apply to the jobs.
+    Needs `django_db(transaction=True)`: the worker has its own connections."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from procrastinate.contrib.django import app
+
+    deadline = time.monotonic() + timeout
+    with app.replace_connector(app.connector.get_worker_connector()) as worker_app:
+        while True:
+            # In a thread of its own: the browser tests' Playwright keeps an event loop
+            # running in this one, and the worker needs its own.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(
+                    worker_app.run_worker,
+                    wait=False,
+                    install_signal_handlers=False,
+                    listen_notify=False,
+                ).result()
+            if until is None or until():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"jobs did not get there within {timeout} s")
+            time.sleep(0.05)

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from hosting import health, views
+from servers import views as server_views
 
 # Staff sign in through the same allauth login (and two-factor) as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -17,7 +18,9 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
-    path("dashboard/", include("servers.urls")),
+    path("dashboard/", server_views.dashboard, name="dashboard"),
+    path("servers/", include("servers.urls")),
+    path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
 ]
 

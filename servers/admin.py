@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
-from servers.models import Deployment, Domain, Server
+from servers.models import Deployment, Domain, Server, ServerEvent
 from support.models import Ticket
 
 
@@ -9,6 +9,14 @@ class DeploymentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Deployment
     fields = ("created_at", "git_url", "branch", "commit", "status", "finished_at")
     show_change_link = True
+    extra = 0
+
+
+class ServerEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The server's timeline, as the customer sees it."""
+
+    model = ServerEvent
+    fields = ("created_at", "kind", "message")
     extra = 0
 
 
@@ -27,7 +35,7 @@ class ServerAdmin(admin.ModelAdmin):
     list_select_related = ("user", "plan")
     autocomplete_fields = ("user", "payment")
     # The SSH password never reaches a staff screen, not even as a form field.
-    exclude = ("ssh_password",)
+    exclude = ("ssh_password", "ssh_host_private_key")
     fieldsets = (
         (
             None,
@@ -44,11 +52,19 @@ class ServerAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Provider", {"fields": ("provider_id", "ip_address", "ssh_username")}),
+        ("Provider", {"fields": ("provider_id", "ip_address", "ssh_username", "ssh_host_key")}),
         ("Record", {"fields": ("uuid", "created_at", "updated_at")}),
     )
-    readonly_fields = ("payment_link", "related", "provider_id", "uuid", "created_at", "updated_at")
-    inlines = (DeploymentInline, DomainInline)
+    readonly_fields = (
+        "payment_link",
+        "related",
+        "provider_id",
+        "ssh_host_key",
+        "uuid",
+        "created_at",
+        "updated_at",
+    )
+    inlines = (ServerEventInline, DeploymentInline, DomainInline)
 
     user_link = link_column("user", "user__email")
     payment_link = link_column("payment", description="payment record")

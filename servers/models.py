@@ -49,6 +49,11 @@ class Server(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     ssh_username = models.CharField(max_length=32, default="root")
     ssh_password = EncryptedTextField(blank=True, default="")
+    # The host key the server was built with: its public half ("ssh-ed25519 AAAA...") is
+    # what every later SSH connection verifies. The private half exists only until the
+    # server is running, so a retried provisioning job builds the same server.
+    ssh_host_key = models.TextField(blank=True, default="", db_default="")
+    ssh_host_private_key = EncryptedTextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,6 +80,70 @@ class Server(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ServerEventKind(models.TextChoices):
+    PAYMENT_CONFIRMED = "payment_confirmed", "Payment confirmed"
+    DROPLET_REQUESTED = "droplet_requested", "Server requested"
+    DROPLET_ACTIVE = "droplet_active", "Server booted"
+    READY = "ready", "Ready"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+    REFUND_ISSUED = "refund_issued", "Refund issued"
+    DELETED = "deleted", "Deleted"
+    DESTROYED = "destroyed", "Server destroyed"
+
+
+class ServerEvent(models.Model):
+    """One step in a server's life, shown on its timeline. Append-only."""
+
+    Kind = ServerEventKind
+
+    server = models.ForeignKey(Server, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=32, choices=ServerEventKind.choices)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [choices_check("kind", ServerEventKind, "servers_serverevent")]
+        indexes = [
+            models.Index(fields=["server", "created_at"], name="serverevent_server_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.message}"
+
+
+class SimulatedPower(models.TextChoices):
+    NEW = "new", "New"
+    ACTIVE = "active", "Active"
+    OFF = "off", "Off"
+
+
+class SimulatedDroplet(models.Model):
+    """The offline DigitalOcean stand-in's droplets, kept in PostgreSQL so the web process
+    and the worker agree. Unused when DIGITALOCEAN_TOKEN is set."""
+
+    name = models.CharField(max_length=255)
+    tags = models.JSONField(default=list)
+    size = models.CharField(max_length=64)
+    region = models.CharField(max_length=16)
+    image = models.CharField(max_length=64)
+    user_data = models.TextField(blank=True)
+    # new / active / off, as DigitalOcean says; a destroyed droplet is gone from the API.
+    power = models.CharField(
+        max_length=16, choices=SimulatedPower.choices, default=SimulatedPower.ACTIVE
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    destroyed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [choices_check("power", SimulatedPower, "servers_simulateddroplet")]
+
+    def __str__(self):
+        return f"{self.name} ({self.pk})"
 
 
 class DeploymentStatus(models.TextChoices):

@@ -1,4 +1,6 @@
-from servers.models import ENDED_SERVER_STATUSES, Deployment, Domain, Server
+from django.shortcuts import get_object_or_404
+
+from servers.models import ENDED_SERVER_STATUSES, Deployment, Domain, Server, ServerEvent
 
 
 def dashboard_for(user) -> dict:
@@ -15,3 +17,15 @@ def dashboard_for(user) -> dict:
     deployments = list(Deployment.objects.filter(server=server).order_by("-created_at")[:5])
     domains = list(Domain.objects.filter(server=server).order_by("name"))
     return {"server": server, "deployments": deployments, "domains": domains}
+
+
+def server_page_for(user, server_uuid) -> dict:
+    """One of the customer's servers (any state) with its timeline: two queries. Another
+    customer's server is a 404, never a 403: its existence is not ours to tell."""
+    server = get_object_or_404(
+        Server.objects.select_related("plan").defer("ssh_password", "ssh_host_private_key"),
+        uuid=server_uuid,
+        user=user,
+    )
+    events = list(ServerEvent.objects.filter(server=server).order_by("created_at", "id"))
+    return {"server": server, "events": events}

@@ -1,0 +1,36 @@
+"""Billing jobs: load by id, call a service; safe to run twice."""
+
+from procrastinate.contrib.django import app
+
+from billing import notifications, services
+from billing.gateways import get_gateway
+from billing.models import Payment
+from hosting.tasks import DEFAULT_RETRY, GATEWAY_RETRY
+
+
+@app.task(queue="billing", retry=GATEWAY_RETRY)
+def payment_refund(payment_id: int, kind: str, reason: str = "") -> None:
+    """A refund nobody is waiting on (a failed build, a second payment): retried until
+    Stripe answers; the idempotency key makes every retry the same refund."""
+    services.payment_refund(payment_id=payment_id, kind=services.RefundKind(kind), reason=reason)
+
+
+@app.task(queue="billing", retry=GATEWAY_RETRY)
+def subscription_cancel(payment_id: int) -> None:
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.stripe_subscription_id:
+        get_gateway().subscription_cancel(subscription_id=payment.stripe_subscription_id)
+
+
+@app.task(queue="notifications", retry=DEFAULT_RETRY)
+def payment_notify(payment_id: int, kind: str) -> None:
+    payment = Payment.objects.select_related("user", "plan").get(pk=payment_id)
+    notifications.payment_mail(payment, kind)
+
+
+@app.periodic(cron="*/10 * * * *")
+@app.task(queue="billing", queueing_lock="billing_reconcile")
+def billing_reconcile_periodic(timestamp: int) -> None:
+    from billing.reconcile import billing_reconcile
+
+    billing_reconcile()

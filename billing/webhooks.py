@@ -1,0 +1,317 @@
+"""Stripe's webhook events: verified, stored whole, then acted on exactly once.
+
+The event row is inserted first; a redelivered id finds it processed and does nothing.
+Concurrent deliveries of one event serialise on that row's lock, and every handler locks
+the payment it changes, so events may arrive duplicated, in any order and at once and the
+end state is the same. An event that names a payment we cannot find yet is kept with the
+reason and processed again by reconciliation.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing import services
+from billing.gateways import GatewayError, InvoicePayment, get_gateway
+from billing.models import Payment, StripeEvent
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+PAID_SESSION_STATUSES = {"paid", "no_payment_required"}
+FIRST_INVOICE = "subscription_create"
+
+
+class WebhookRejected(Exception):
+    """Not a genuine, well-formed Stripe event: answered 400 with this short reason."""
+
+
+class NotReady(Exception):
+    """The event is genuine but names something we do not know (yet)."""
+
+
+class Outcome(enum.Enum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"  # a type we do not act on: stored, answered 200
+    WAITING = "waiting"  # kept with the reason; reconciliation tries again
+    UNAVAILABLE = "unavailable"  # Stripe could not be asked: Stripe should redeliver
+    FAILED = "failed"  # our bug: stored with the error; Stripe should redeliver
+
+    @property
+    def http_status(self) -> int:
+        return {Outcome.UNAVAILABLE: 503, Outcome.FAILED: 500}.get(self, 200)
+
+
+# The object each handled type carries, and the prefix of its id.
+HANDLED = {
+    "checkout.session.completed": ("checkout.session", "cs_"),
+    "checkout.session.async_payment_succeeded": ("checkout.session", "cs_"),
+    "checkout.session.async_payment_failed": ("checkout.session", "cs_"),
+    "invoice.paid": ("invoice", "in_"),
+    "charge.refunded": ("charge", "ch_"),
+}
+
+
+def stripe_event_verify(*, body: bytes, signature: str) -> dict:
+    """The event, when `signature` proves Stripe sent `body` within the tolerance and the
+    body has the shape we act on; otherwise WebhookRejected with the reason."""
+    if not signature:
+        raise WebhookRejected("missing Stripe-Signature header")
+    try:
+        text = body.decode("utf-8")
+        stripe.WebhookSignature.verify_header(
+            text, signature, settings.STRIPE_WEBHOOK_SECRET, TOLERANCE_SECONDS
+        )
+    except UnicodeDecodeError as exc:
+        raise WebhookRejected("body is not UTF-8") from exc
+    except stripe.SignatureVerificationError as exc:
+        if "tolerance" in str(exc).lower():
+            raise WebhookRejected("timestamp outside the tolerance") from exc
+        raise WebhookRejected("bad signature") from exc
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        raise WebhookRejected("malformed JSON") from exc
+    _check_shape(event)
+    return event
+
+
+def _check_shape(event) -> None:
+    if not isinstance(event, dict) or event.get("object") != "event":
+        raise WebhookRejected("not a Stripe event")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not (isinstance(event_id, str) and event_id.startswith("evt_") and len(event_id) < 255):
+        raise WebhookRejected("event without a valid id")
+    if not (isinstance(event_type, str) and 0 < len(event_type) < 128):
+        raise WebhookRejected("event without a type")
+    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    if not isinstance(obj, dict):
+        raise WebhookRejected("event without data.object")
+    if event_type in HANDLED:
+        kind, prefix = HANDLED[event_type]
+        object_id = obj.get("id")
+        if obj.get("object") != kind or not (
+            isinstance(object_id, str) and object_id.startswith(prefix)
+        ):
+            raise WebhookRejected(f"{event_type} does not carry a {kind}")
+
+
+def stripe_event_receive(*, event: dict) -> Outcome:
+    """Store a verified event (once) and act on it (once)."""
+    row = _event_store(event)
+    if row.processed_at is not None:
+        return Outcome.DUPLICATE
+    return _event_process(row.pk)
+
+
+def stripe_event_process_again(*, event: StripeEvent) -> Outcome:
+    """Staff's "Process again", and reconciliation's retry of waiting events. Handlers are
+    idempotent, so an event already processed changes nothing it has not changed."""
+    return _event_process(event.pk, force=True)
+
+
+def _event_store(event: dict) -> StripeEvent:
+    with transaction.atomic():
+        # ON CONFLICT DO NOTHING: a concurrent delivery waits for ours, then finds it.
+        StripeEvent.objects.bulk_create(
+            [StripeEvent(event_id=event["id"], type=event["type"], payload=event)],
+            ignore_conflicts=True,
+        )
+    return StripeEvent.objects.get(event_id=event["id"])
+
+
+def _event_process(row_id: int, *, force: bool = False) -> Outcome:
+    payload = StripeEvent.objects.values_list("payload", flat=True).get(pk=row_id)
+    started = time.monotonic()
+    try:
+        prefetched = _prefetch(payload)
+    except GatewayError as exc:
+        _event_note(row_id, started, error=f"Stripe unavailable: {exc}")
+        return Outcome.UNAVAILABLE
+    with transaction.atomic():
+        row = StripeEvent.objects.select_for_update().get(pk=row_id)
+        if row.processed_at is not None and not force:
+            return Outcome.DUPLICATE
+        handler = HANDLERS.get(row.type)
+        outcome = Outcome.IGNORED if handler is None else Outcome.PROCESSED
+        error = ""
+        try:
+            with transaction.atomic():  # a savepoint: a failed handler changes nothing
+                if handler is not None:
+                    payment = handler(row.payload["data"]["object"], prefetched)
+                    row.payment_id = payment.pk if payment is not None else row.payment_id
+        except NotReady as exc:
+            outcome, error = Outcome.WAITING, str(exc)
+        except Exception as exc:
+            logger.exception("Stripe event %s (%s) failed", row.event_id, row.type)
+            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        row.attempts += 1
+        row.error = error
+        row.processing_ms = int((time.monotonic() - started) * 1000)
+        if outcome in (Outcome.PROCESSED, Outcome.IGNORED):
+            row.processed_at = timezone.now()
+        row.save(update_fields=["attempts", "error", "processing_ms", "processed_at", "payment"])
+    return outcome
+
+
+def _event_note(row_id: int, started: float, *, error: str) -> None:
+    StripeEvent.objects.filter(pk=row_id, processed_at__isnull=True).update(
+        error=error, processing_ms=int((time.monotonic() - started) * 1000)
+    )
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    invoice_payment: InvoicePayment | None = None
+
+
+def _prefetch(event: dict) -> Prefetched:
+    """Reads from Stripe that a handler needs, made before any row is locked."""
+    obj = event["data"]["object"]
+    if event["type"] == "invoice.paid" and obj.get("billing_reason") == FIRST_INVOICE:
+        return Prefetched(invoice_payment=get_gateway().invoice_payment(invoice_id=obj["id"]))
+    return Prefetched()
+
+
+# --- finding the payment --------------------------------------------------------------
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _locked(**lookup) -> Payment | None:
+    return Payment.objects.select_for_update().filter(**lookup).first()
+
+
+def payment_for_session(session: dict) -> Payment:
+    payment = _locked(stripe_checkout_session_id=session["id"])
+    if payment is None:
+        metadata = session.get("metadata") or {}
+        for candidate in (session.get("client_reference_id"), metadata.get("payment_uuid")):
+            payment_uuid = _as_uuid(candidate)
+            if payment_uuid and (payment := _locked(uuid=payment_uuid)):
+                break
+    if payment is None:
+        raise NotReady(f"No payment for Checkout Session {session['id']}.")
+    return payment
+
+
+def _payment_for_invoice(invoice: dict) -> Payment:
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    payment_uuid = _as_uuid((details.get("metadata") or {}).get("payment_uuid"))
+    payment = _locked(uuid=payment_uuid) if payment_uuid else None
+    payment = payment or _locked(stripe_invoice_id=invoice["id"])
+    if payment is None and details.get("subscription"):
+        payment = _locked(stripe_subscription_id=details["subscription"])
+    if payment is None:
+        raise NotReady(f"No payment for invoice {invoice['id']}.")
+    return payment
+
+
+def _payment_for_charge(charge: dict) -> Payment:
+    payment = _locked(stripe_charge_id=charge["id"])
+    if payment is None and charge.get("payment_intent"):
+        payment = _locked(stripe_payment_intent_id=charge["payment_intent"])
+    if payment is None:
+        raise NotReady(f"No payment for charge {charge['id']} yet.")
+    return payment
+
+
+# --- handlers: each runs inside the event's transaction -------------------------------
+
+
+def _session_ids(session: dict) -> dict[str, str]:
+    def text(key):
+        value = session.get(key)
+        return value if isinstance(value, str) else ""
+
+    return {
+        "stripe_checkout_session_id": session["id"],
+        "stripe_customer_id": text("customer"),
+        "stripe_subscription_id": text("subscription"),
+        "stripe_invoice_id": text("invoice"),
+    }
+
+
+def on_session_completed(session: dict, prefetched: Prefetched) -> Payment:
+    payment = payment_for_session(session)
+    services.payment_record_stripe_ids(payment, **_session_ids(session))
+    if session.get("payment_status") in PAID_SESSION_STATUSES:
+        services.payment_fulfil(payment=payment)
+    return payment
+
+
+def on_session_async_succeeded(session: dict, prefetched: Prefetched) -> Payment:
+    payment = payment_for_session(session)
+    services.payment_record_stripe_ids(payment, **_session_ids(session))
+    services.payment_fulfil(payment=payment)
+    return payment
+
+
+def on_session_async_failed(session: dict, prefetched: Prefetched) -> Payment:
+    payment = payment_for_session(session)
+    services.payment_record_stripe_ids(payment, **_session_ids(session))
+    services.payment_fail(
+        payment=payment, reason="Your bank declined the payment. Nothing was charged."
+    )
+    return payment
+
+
+def on_invoice_paid(invoice: dict, prefetched: Prefetched) -> Payment | None:
+    if invoice.get("billing_reason") != FIRST_INVOICE:
+        return None  # renewals are recurring billing's, not the purchase's
+    payment = _payment_for_invoice(invoice)
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    paid_with = prefetched.invoice_payment
+    services.payment_record_stripe_ids(
+        payment,
+        stripe_invoice_id=invoice["id"],
+        stripe_customer_id=invoice.get("customer") or "",
+        stripe_subscription_id=details.get("subscription") or "",
+        stripe_payment_intent_id=paid_with.payment_intent_id if paid_with else "",
+        stripe_charge_id=paid_with.charge_id if paid_with else "",
+    )
+    services.payment_fulfil(payment=payment)
+    return payment
+
+
+def on_charge_refunded(charge: dict, prefetched: Prefetched) -> Payment | None:
+    if not charge.get("refunded"):
+        return None  # a partial refund: staff handle those by hand
+    payment = _payment_for_charge(charge)
+    if payment.status == Payment.Status.REFUNDED:
+        return payment
+    if payment.status != Payment.Status.SUCCEEDED:
+        raise NotReady(f"Payment for charge {charge['id']} is {payment.status}, not paid.")
+    refunds = ((charge.get("refunds") or {}).get("data")) or []
+    services.payment_refund(
+        payment_id=payment.pk,
+        kind=services.RefundKind.STRIPE,
+        refunded_by_stripe=True,
+        stripe_refund_id=refunds[0].get("id", "") if refunds else "",
+    )
+    return payment
+
+
+HANDLERS = {
+    "checkout.session.completed": on_session_completed,
+    "checkout.session.async_payment_succeeded": on_session_async_succeeded,
+    "checkout.session.async_payment_failed": on_session_async_failed,
+    "invoice.paid": on_invoice_paid,
+    "charge.refunded": on_charge_refunded,
+}

@@ -1,0 +1,108 @@
+"""The offline provider: DigitalOcean-shaped droplets kept in PostgreSQL (SimulatedDroplet),
+so the web process and the worker see the same ones.
+
+A droplet is "new" for SIMULATED_PROVIDER_BOOT_SECONDS after it was created, then reports
+its power state. Operations listed in SIMULATED_PROVIDER_FAILURES fail on purpose, so the
+failure paths (retry, refund) can be seen without a cloud account. Both settings are read
+on every call so a running site (or a test) can change them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from servers.models import SimulatedDroplet
+
+from .base import Droplet, DropletSpec, ProviderError
+
+# TEST-NET-3 (RFC 5737): documentation addresses that never route anywhere real.
+_NETWORK = "203.0.113"
+
+
+class SimulatedProvider:
+    simulated = True
+
+    def create(self, spec: DropletSpec) -> Droplet:
+        _maybe_fail("create")
+        with transaction.atomic():
+            row = SimulatedDroplet.objects.create(
+                name=spec.name,
+                tags=[spec.tag],
+                size=spec.size,
+                region=spec.region,
+                image=spec.image,
+                user_data=spec.user_data,
+                power="active",
+            )
+            # Derived from the id, so an address is stable and needs no allocation table;
+            # .2 to .254 leaves out the network, the gateway (.1) and broadcast addresses.
+            row.ip_address = f"{_NETWORK}.{row.pk % 253 + 2}"
+            row.save(update_fields=["ip_address"])
+        return _droplet(row)
+
+    def find_by_tag(self, tag: str) -> Droplet | None:
+        _maybe_fail("find")
+        row = (
+            SimulatedDroplet.objects.filter(tags__contains=[tag], destroyed=False)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        return _droplet(row) if row else None
+
+    def get(self, droplet_id: str) -> Droplet | None:
+        _maybe_fail("get")
+        row = _live(droplet_id)
+        return _droplet(row) if row else None
+
+    def power_on(self, droplet_id: str) -> None:
+        self._power(droplet_id, "active")
+
+    def shutdown(self, droplet_id: str) -> None:
+        self._power(droplet_id, "off")
+
+    def reboot(self, droplet_id: str) -> None:
+        # Like DigitalOcean, a reboot leaves the droplet running.
+        self._power(droplet_id, "active")
+
+    def destroy(self, droplet_id: str) -> None:
+        _maybe_fail("destroy")
+        pk = _pk(droplet_id)
+        if pk is not None:
+            SimulatedDroplet.objects.filter(pk=pk).update(destroyed=True)
+
+    def _power(self, droplet_id: str, power: str) -> None:
+        _maybe_fail("power")
+        updated = SimulatedDroplet.objects.filter(pk=_pk(droplet_id), destroyed=False).update(
+            power=power
+        )
+        if not updated:
+            raise ProviderError("Could not change the server's power: droplet not found.")
+
+
+def _maybe_fail(operation: str) -> None:
+    if operation in settings.SIMULATED_PROVIDER_FAILURES:
+        raise ProviderError(f"Simulated failure: {operation}")
+
+
+def _pk(droplet_id: str) -> int | None:
+    try:
+        return int(droplet_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def _live(droplet_id: str) -> SimulatedDroplet | None:
+    pk = _pk(droplet_id)
+    if pk is None:
+        return None
+    return SimulatedDroplet.objects.filter(pk=pk, destroyed=False).first()
+
+
+def _droplet(row: SimulatedDroplet) -> Droplet:
+    booted_at = row.created_at + timedelta(seconds=settings.SIMULATED_PROVIDER_BOOT_SECONDS)
+    status = row.power if timezone.now() >= booted_at else "new"
+    return Droplet(id=str(row.pk), status=status, ip_address=row.ip_address)

@@ -1,0 +1,93 @@
+"""Server jobs: load by id, call a service; safe to run twice. Every job that touches a
+server holds the procrastinate lock `server:<id>`, so two never run on one server at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from procrastinate import BaseRetryStrategy, RetryDecision
+from procrastinate.contrib.django import app
+
+from hosting.jobs import defer
+from hosting.tasks import DEFAULT_RETRY, GATEWAY_RETRY
+from servers import notifications, services
+from servers.models import Server
+from servers.providers import ProviderError
+
+
+class ProvisionRetry(BaseRetryStrategy):
+    """PROVISION_ATTEMPTS attempts in all, PROVISION_RETRY_SECONDS doubling between them
+    (longer when the provider asks for it); read when a job fails, so a drill can shorten
+    them without a restart of the code."""
+
+    def get_retry_decision(self, *, exception, job) -> RetryDecision | None:
+        if isinstance(exception, services.ProvisionTimedOut):
+            return None
+        if job.attempts + 1 >= settings.PROVISION_ATTEMPTS:
+            return None
+        wait = settings.PROVISION_RETRY_SECONDS * 2**job.attempts
+        if isinstance(exception, ProviderError) and exception.retry_after:
+            wait = max(wait, exception.retry_after)
+        return RetryDecision(retry_in={"seconds": wait})
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What the customer reads: a provider's message is written for them; anything else
+    is our fault and gets a plain sentence (the details are in the job's log)."""
+    if isinstance(exc, ProviderError | services.ProvisionTimedOut):
+        return str(exc)
+    return "An internal error stopped the build."
+
+
+@app.task(queue="servers", pass_context=True, retry=ProvisionRetry())
+def server_provision(context, server_id: int) -> None:
+    try:
+        wait = services.server_provision_step(server_id=server_id)
+    except Exception as exc:
+        decision = context.task.retry_strategy.get_retry_decision(exception=exc, job=context.job)
+        if decision is None:  # the last attempt: procrastinate has no hook for this
+            services.server_provision_fail(server_id=server_id, reason=failure_reason(exc))
+        else:
+            services.server_provision_retrying(
+                server_id=server_id,
+                reason=failure_reason(exc),
+                attempt=context.job.attempts + 1,
+                wait=(decision.retry_at - timezone.now()).total_seconds(),
+            )
+        raise
+    if wait is not None:
+        # Look again later without holding a worker: a new job, under the same lock.
+        defer(
+            server_provision,
+            lock=services.server_lock(server_id),
+            schedule_in={"seconds": wait},
+            server_id=server_id,
+        )
+
+
+@app.task(queue="servers", retry=GATEWAY_RETRY)
+def droplet_destroy(server_id: int) -> None:
+    services.droplet_destroy_for(server_id=server_id)
+
+
+@app.task(queue="notifications", retry=DEFAULT_RETRY)
+def server_notify(server_id: int, kind: str) -> None:
+    notifications.server_mail(Server.objects.select_related("user", "plan").get(pk=server_id), kind)
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queue="servers", queueing_lock="provisioning_watch")
+def provisioning_watch(timestamp: int) -> int:
+    """A server still `provisioning` after PROVISION_TIMEOUT is failed and refunded, even
+    when no job is left to notice (a lost job, a wedged provider)."""
+    limit = timezone.now() - timedelta(seconds=settings.PROVISION_TIMEOUT)
+    late = Server.objects.filter(status=Server.Status.PROVISIONING, created_at__lt=limit)
+    failed = 0
+    for server_id in late.values_list("pk", flat=True):
+        failed += services.server_provision_fail(
+            server_id=server_id,
+            reason=f"The server was not ready after {settings.PROVISION_TIMEOUT // 60} minutes.",
+        )
+    return failed
