@@ -80,11 +80,17 @@ def checkout_start(*, user: User, plan: Plan) -> Payment:
     gateway = get_gateway()
     for earlier in superseded:
         _checkout_supersede(gateway, earlier, payment)
-    session = gateway.checkout_session_create(
-        payment=payment,
-        success_url=_site_url(reverse("billing:checkout_done", args=[payment.uuid])),
-        cancel_url=_site_url(reverse("billing:checkout_cancelled", args=[payment.uuid])),
-    )
+    try:
+        session = gateway.checkout_session_create(
+            payment=payment,
+            success_url=_site_url(reverse("billing:checkout_done", args=[payment.uuid])),
+            cancel_url=_site_url(reverse("billing:checkout_cancelled", args=[payment.uuid])),
+        )
+    except GatewayError:
+        # Stripe replays a failed request's answer for its idempotency key for a day: the
+        # next click must start a new payment, with a new key.
+        _payment_mark_failed(payment, "Our payment provider could not be reached.")
+        raise
     with transaction.atomic():
         Payment.objects.filter(pk=payment.pk).update(
             stripe_checkout_session_id=session.id, checkout_url=session.url

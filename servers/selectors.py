@@ -5,7 +5,7 @@ from servers.models import ENDED_SERVER_STATUSES, Deployment, Domain, Server, Se
 
 def dashboard_for(user) -> dict:
     """The customer's current server with its recent deployments and domains: at most
-    three queries, whatever the numbers."""
+    three queries, whatever the numbers (two when there is no live server)."""
     server = (
         Server.objects.filter(user=user)
         .exclude(status__in=ENDED_SERVER_STATUSES)
@@ -13,7 +13,10 @@ def dashboard_for(user) -> dict:
         .first()
     )
     if server is None:
-        return {"server": None, "deployments": [], "domains": []}
+        # The empty dashboard says so when the customer's last server could not be built.
+        last = Server.objects.filter(user=user).only("uuid", "status", "name").first()
+        failed = last if last is not None and last.status == Server.Status.FAILED else None
+        return {"server": None, "deployments": [], "domains": [], "failed_server": failed}
     deployments = list(Deployment.objects.filter(server=server).order_by("-created_at")[:5])
     domains = list(Domain.objects.filter(server=server).order_by("name"))
     return {"server": server, "deployments": deployments, "domains": domains}

@@ -400,3 +400,24 @@ def test_markup_audit_catches_what_the_csp_blocks():
         '<button onclick="x()">x</button><style>p{}</style>'
     )
     assert len(audit.problems) == 5
+
+
+@pytest.mark.django_db
+def test_dashboard_says_when_the_last_server_could_not_be_built(client):
+    server = ServerFactory(status="failed", name="basic-0badf00d")
+    client.force_login(server.user)
+
+    html = page_text(client.get("/dashboard/"))
+
+    assert "We could not build your server basic-0badf00d" in html
+    assert f'href="/servers/{server.uuid}/"' in html
+    assert html.count('data-testid="plan-card"') == 3  # and they may buy again
+
+
+@pytest.mark.django_db
+def test_dashboard_says_nothing_of_an_older_failure_once_replaced(client):
+    failed = ServerFactory(status="failed", name="basic-0badf00d")
+    ServerFactory(user=failed.user, status="deleted")
+    client.force_login(failed.user)
+
+    assert "could not build" not in page_text(client.get("/dashboard/"))
