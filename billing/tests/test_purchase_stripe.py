@@ -7,8 +7,6 @@ import threading
 from unittest import mock
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core import mail
 from django.db import connection
 from django.test import Client
@@ -24,22 +22,13 @@ from hosting.testing import run_jobs
 from servers.models import Server, ServerEvent
 from servers.providers.digitalocean import DigitalOceanProvider
 from servers.services import _credentials_ensure, _droplet_spec
-from servers.tests.do_fakes import FakeDigitalOcean
+from servers.tests.do_fakes import FakeDigitalOcean, write_panel_key
 
 
 @pytest.fixture
 def cloud(settings, stripe_api, tmp_path):
     """Stripe and DigitalOcean, both faked on one `responses` mock."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    key_file = tmp_path / "panel_ed25519"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    settings.PANEL_SSH_KEY_FILE = str(key_file)
+    settings.PANEL_SSH_KEY_FILE = str(write_panel_key(tmp_path)[0])
     settings.DIGITALOCEAN_TOKEN = "dop_v1_test_token"
     settings.PROVISION_POLL_SECONDS = 0
     settings.PROVISION_RETRY_SECONDS = 0

@@ -11,7 +11,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 API = "https://api.digitalocean.com/v2"
 NOT_FOUND = {"id": "not_found", "message": "The resource you requested could not be found."}
@@ -81,3 +85,21 @@ class FakeDigitalOcean:
             return self._json(404, NOT_FOUND)
         self.destroyed.append(droplet_id)
         return 204, {}, ""
+
+
+def write_panel_key(directory: Path) -> tuple[Path, str]:
+    """A fresh panel SSH key in `directory`: the private key file (for PANEL_SSH_KEY_FILE)
+    and its public half."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    path = directory / "panel_ed25519"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return path, public.decode()

@@ -11,8 +11,6 @@ import pytest
 import requests
 import responses
 import time_machine
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.utils import timezone
 from responses import matchers
 
@@ -21,6 +19,7 @@ from servers.models import SimulatedDroplet
 from servers.providers import DropletSpec, ProviderError, get_provider
 from servers.providers.digitalocean import DigitalOceanProvider
 from servers.providers.simulated import SimulatedProvider
+from servers.tests.do_fakes import write_panel_key
 
 API = "https://api.digitalocean.com/v2"
 TOKEN = "dop_v1_0123456789abcdef-test-token-never-shown"
@@ -56,21 +55,9 @@ NOT_FOUND = {"id": "not_found", "message": "The resource you requested could not
 @pytest.fixture
 def panel_key(tmp_path, settings):
     """A fresh panel key file; returns its public half."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    path = tmp_path / "panel_ed25519"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
+    path, public = write_panel_key(tmp_path)
     settings.PANEL_SSH_KEY_FILE = str(path)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+    return public
 
 
 @pytest.fixture
