@@ -125,9 +125,9 @@ class Payment(models.Model):
         return format_cents(self.amount_cents, self.currency)
 
     @property
-    def is_open(self) -> bool:
-        """Waiting for the customer to pay: a second click reuses this payment."""
-        return self.status == PaymentStatus.PENDING
+    def is_paid(self) -> bool:
+        """Paid and not refunded."""
+        return self.status == PaymentStatus.SUCCEEDED
 
 
 class StripeEvent(models.Model):

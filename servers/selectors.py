@@ -26,7 +26,9 @@ def server_page_for(user, server_uuid) -> dict:
     """One of the customer's servers (any state) with its timeline: two queries. Another
     customer's server is a 404, never a 403: its existence is not ours to tell."""
     server = get_object_or_404(
-        Server.objects.select_related("plan").defer("ssh_password", "ssh_host_private_key"),
+        Server.objects.select_related("plan", "payment").defer(
+            "ssh_password", "ssh_host_private_key"
+        ),
         uuid=server_uuid,
         user=user,
     )

@@ -186,7 +186,7 @@ def server_provision_retrying(*, server_id: int, reason: str, attempt: int, wait
             server_event_record(
                 server=server,
                 kind=ServerEventKind.RETRYING,
-                message=f"Attempt {attempt} failed ({reason}); trying again in {wait:g} s.",
+                message=f"Attempt {attempt} failed ({reason}); trying again in {wait:.0f} s.",
             )
 
 

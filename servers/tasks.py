@@ -22,7 +22,8 @@ class ProvisionRetry(BaseRetryStrategy):
     (longer when the provider asks for it); read when a job fails, so a drill can shorten
     them without a restart of the code."""
 
-    def get_retry_decision(self, *, exception, job) -> RetryDecision | None:
+    def wait_seconds(self, *, exception, job) -> float | None:
+        """Seconds until the next attempt; None when this attempt was the last."""
         if isinstance(exception, services.ProvisionTimedOut):
             return None
         if job.attempts + 1 >= settings.PROVISION_ATTEMPTS:
@@ -30,7 +31,11 @@ class ProvisionRetry(BaseRetryStrategy):
         wait = settings.PROVISION_RETRY_SECONDS * 2**job.attempts
         if isinstance(exception, ProviderError) and exception.retry_after:
             wait = max(wait, exception.retry_after)
-        return RetryDecision(retry_in={"seconds": wait})
+        return wait
+
+    def get_retry_decision(self, *, exception, job) -> RetryDecision | None:
+        wait = self.wait_seconds(exception=exception, job=job)
+        return None if wait is None else RetryDecision(retry_in={"seconds": wait})
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -46,15 +51,15 @@ def server_provision(context, server_id: int) -> None:
     try:
         wait = services.server_provision_step(server_id=server_id)
     except Exception as exc:
-        decision = context.task.retry_strategy.get_retry_decision(exception=exc, job=context.job)
-        if decision is None:  # the last attempt: procrastinate has no hook for this
+        wait = context.task.retry_strategy.wait_seconds(exception=exc, job=context.job)
+        if wait is None:  # the last attempt: procrastinate has no hook for this
             services.server_provision_fail(server_id=server_id, reason=failure_reason(exc))
         else:
             services.server_provision_retrying(
                 server_id=server_id,
                 reason=failure_reason(exc),
                 attempt=context.job.attempts + 1,
-                wait=(decision.retry_at - timezone.now()).total_seconds(),
+                wait=wait,
             )
         raise
     if wait is not None:
