@@ -302,6 +302,7 @@ def on_charge_refunded(charge: dict, prefetched: Prefetched) -> Payment | None:
     services.payment_refund(
         payment_id=payment.pk,
         kind=services.RefundKind.STRIPE,
+        reason="Refunded by our billing team.",
         refunded_by_stripe=True,
         stripe_refund_id=refunds[0].get("id", "") if refunds else "",
     )
