@@ -21,7 +21,7 @@ from billing.tests.stripe_fakes import form, stripe_list, stripe_object
 from hosting.testing import run_jobs
 from servers.models import Server, ServerEvent
 from servers.providers.digitalocean import DigitalOceanProvider
-from servers.services import _credentials_ensure, _droplet_spec
+from servers.services import _credentials_ensure, _droplet_spec, server_provision_fail
 from servers.tests.do_fakes import FakeDigitalOcean, write_panel_key
 
 
@@ -293,16 +293,21 @@ def test_two_completed_sessions_for_one_customer_make_one_server_and_one_refund(
     assert len(refund_mail) == 1 and "already have a server" in refund_mail[0].body
 
 
-def paid_server(stripe_api, client):
-    """A customer whose payment went through and whose server is running."""
+def paid_server_pending(stripe_api, client):
+    """A paid payment whose server is waiting for its provisioning job."""
     session_created(stripe_api)
     invoice_paid_with(stripe_api)
     payment = start_checkout(client, UserFactory())
     deliver(client, session_completed(payment))
     deliver(client, invoice_paid(payment))
-    server = Server.objects.get(payment=payment)
+    return Payment.objects.get(pk=payment.pk), Server.objects.get(payment=payment)
+
+
+def paid_server(stripe_api, client):
+    """A customer whose payment went through and whose server is running."""
+    payment, server = paid_server_pending(stripe_api, client)
     Server.objects.filter(pk=server.pk).update(status=Server.Status.RUNNING, provider_id="3164001")
-    return Payment.objects.get(pk=payment.pk), server
+    return payment, server
 
 
 def staff_refund(payment):
@@ -361,3 +366,39 @@ def test_a_failure_between_the_two_writes_leaves_neither(client, cloud):
     assert staff_refund(payment) is True
     keys = {c.request.headers["Idempotency-Key"] for c in stripe_api.calls("POST", "/v1/refunds")}
     assert keys == {f"refund-{payment.uuid}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_provisioning_that_always_fails_refunds_once_and_giving_up_again_changes_nothing(
+    client, cloud, settings
+):
+    stripe_api, do = cloud
+    settings.PROVISION_ATTEMPTS = 2
+    do.fail_creates = 99
+    payment, _ = paid_server_pending(stripe_api, client)
+    stripe_api.reply("POST", "/v1/refunds", stripe_object("refund", id="re_1"))
+    stripe_api.reply("DELETE", "/v1/subscriptions/sub_1", stripe_object("subscription"))
+
+    run_jobs(
+        until=lambda: (
+            Payment.objects.get(pk=payment.pk).status == Payment.Status.REFUNDED and jobs_settled()
+        )
+    )
+    server = Server.objects.get(payment=payment)
+    assert server.status == Server.Status.FAILED
+    assert len(do.creates) == 2  # one per attempt
+
+    assert server_provision_fail(server_id=server.pk, reason="again") is False
+    run_jobs(until=jobs_settled)
+
+    (refund,) = stripe_api.calls("POST", "/v1/refunds")
+    assert refund.request.headers["Idempotency-Key"] == f"refund-{payment.uuid}"
+    assert form(refund) == {"payment_intent": ["pi_1"]}
+    assert Payment.objects.get(pk=payment.pk).stripe_refund_id == "re_1"
+    told = [m for m in mail.outbox if m.to == [payment.user.email]]
+    assert [m.subject for m in told if "could not be built" in m.subject] == [
+        "[Hosting] Your server could not be built: refunded"
+    ]
+    assert not any("Refund issued" in m.subject for m in told)  # one mail says both
+    assert ServerEvent.objects.filter(server=server, kind="failed").count() == 1
+    assert ServerEvent.objects.filter(server=server, kind="refund_issued").count() == 1
