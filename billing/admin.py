@@ -123,7 +123,9 @@ class PaymentAdmin(admin.ModelAdmin):
                     "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
                 },
             )
-        for payment in refundable:
+        # Every selected payment gets an answer: one may have been refunded (or found not
+        # paid) by someone else since the confirmation page was drawn.
+        for payment in payments:
             try:
                 refunded = services.payment_refund(
                     payment_id=payment.pk,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from billing import webhooks
 from billing.gateways import get_gateway
@@ -16,6 +17,8 @@ from billing.models import Payment, PaymentStatus, StripeEvent
 LOOKBACK = timedelta(days=3)
 # An event younger than this may still be in its first delivery: leave it to the webhook.
 SETTLE = timedelta(minutes=1)
+# Stripe expires an unpaid Checkout Session after 24 hours; an hour's margin for clocks.
+CHECKOUT_LIFETIME = timedelta(hours=25)
 
 
 @dataclass
@@ -25,6 +28,7 @@ class ReconcileReport:
     unknown_sessions: list[str] = field(default_factory=list)
     events_retried: dict[str, str] = field(default_factory=dict)  # event id -> outcome
     paid_without_server: list[Payment] = field(default_factory=list)
+    expired: int = 0  # pending payments whose checkout can no longer be paid
 
 
 def billing_reconcile(*, now=None) -> ReconcileReport:
@@ -40,11 +44,23 @@ def billing_reconcile(*, now=None) -> ReconcileReport:
         report.events_retried[event.event_id] = webhooks.stripe_event_process_again(
             event=event
         ).value
-    report.paid_without_server = list(
-        Payment.objects.filter(
+    # A second payment waiting for its automatic refund is not a loose end.
+    refunding = {
+        job.args.get("payment_id")
+        for job in ProcrastinateJob.objects.filter(
+            task_name="billing.tasks.payment_refund", status__in=["todo", "doing"]
+        ).only("args")
+    }
+    report.paid_without_server = [
+        payment
+        for payment in Payment.objects.filter(
             status=PaymentStatus.SUCCEEDED, server__isnull=True, paid_at__lt=now - SETTLE
         ).select_related("user", "plan")
-    )
+        if payment.pk not in refunding
+    ]
+    report.expired = Payment.objects.filter(
+        status=PaymentStatus.PENDING, created_at__lt=now - CHECKOUT_LIFETIME
+    ).update(status=PaymentStatus.FAILED, failure_reason="The checkout expired unpaid.")
     return report
 
 

@@ -58,10 +58,8 @@ def checkout_start(*, user: User, plan: Plan) -> Payment:
         raise CheckoutRefused(f"The {plan.name} plan is no longer on sale.")
     with transaction.atomic():
         User.objects.select_for_update().get(pk=user.pk)
-        if Server.objects.filter(user=user).exclude(status__in=ENDED_SERVER_STATUSES).exists():
-            raise CheckoutRefused(
-                "You already have a server: one server per customer for now. Nothing was charged."
-            )
+        if refusal := checkout_refusal(user=user):
+            raise CheckoutRefused(refusal)
         open_payments = list(
             Payment.objects.filter(
                 user=user,
@@ -92,11 +90,26 @@ def checkout_start(*, user: User, plan: Plan) -> Payment:
         _payment_mark_failed(payment, "Our payment provider could not be reached.")
         raise
     with transaction.atomic():
-        Payment.objects.filter(pk=payment.pk).update(
+        still_open = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
             stripe_checkout_session_id=session.id, checkout_url=session.url
+        )
+    if not still_open:
+        # A click for another plan replaced this payment while Stripe was answering: this
+        # session must not stay payable beside that one.
+        gateway.checkout_session_expire(session_id=session.id)
+        raise CheckoutRefused(
+            "You started a checkout for another plan meanwhile; continue with that one. "
+            "Nothing was charged here."
         )
     payment.stripe_checkout_session_id, payment.checkout_url = session.id, session.url
     return payment
+
+
+def checkout_refusal(*, user: User) -> str | None:
+    """Why this customer may not buy now, in words for them; None when they may."""
+    if Server.objects.filter(user=user).exclude(status__in=ENDED_SERVER_STATUSES).exists():
+        return "You already have a server: one server per customer for now. Nothing was charged."
+    return None
 
 
 def _checkout_supersede(gateway, earlier: Payment, payment: Payment) -> None:

@@ -17,6 +17,9 @@ def checkout(request, plan_slug):
     """GET (after logging in from a plan card) asks to confirm; POST starts paying."""
     plan = selectors.plan_on_sale(plan_slug)
     if request.method == "GET":
+        if refusal := services.checkout_refusal(user=request.user):
+            messages.warning(request, refusal)
+            return redirect("dashboard")
         return render(request, "billing/checkout_confirm.html", {"plan": plan})
     try:
         payment = services.checkout_start(user=request.user, plan=plan)
@@ -42,7 +45,7 @@ def checkout_done(request, payment_uuid):
     server = getattr(payment, "server", None)
     if server is not None:
         url = reverse("servers:detail", args=[server.uuid])
-        if request.headers.get("HX-Request"):
+        if request.headers.get("HX-Request") == "true":
             response = HttpResponse(status=204)
             response["HX-Redirect"] = url
             return response

@@ -491,8 +491,15 @@ def test_simulated_refund_needs_a_paid_simulated_payment(simulator):
     payment.stripe_payment_intent_id = "pi_sim_" + session.id.removeprefix("cs_test_sim_")
     with pytest.raises(GatewayError, match="never paid"):
         simulator.refund_create(payment=payment)
-    with pytest.raises(GatewayError):
-        simulator.refund_create(payment=PaymentFactory(stripe_payment_intent_id="pi_real_1"))
+
+
+def test_simulated_refund_of_a_payment_it_never_took_is_stable(simulator):
+    """The demo data's payments: no money moves, so they refund, with one id each."""
+    demo = PaymentFactory(stripe_payment_intent_id="pi_test_demo_1")
+    refund_id = simulator.refund_create(payment=demo)
+    assert refund_id.startswith("re_sim_")
+    assert simulator.refund_create(payment=demo) == refund_id
+    assert simulator.refund_create(payment=PaymentFactory()) != refund_id
 
 
 def test_simulated_expire(simulator):

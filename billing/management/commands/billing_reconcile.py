@@ -24,6 +24,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Waiting events processed again: {len(report.events_retried)}")
         for event_id, outcome in report.events_retried.items():
             self.stdout.write(f"  {event_id}: {outcome}")
+        self.stdout.write(f"Unpaid checkouts now expired: {report.expired}")
         if report.paid_without_server:
             self.stdout.write(
                 self.style.WARNING(
