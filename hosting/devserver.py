@@ -5,9 +5,12 @@ python -m hosting.devserver [--host 127.0.0.1] [--port 8000]
 
 import argparse
 import contextlib
+import os
 import signal
 import subprocess
 import sys
+
+from hosting import localdb
 
 
 def main() -> None:
@@ -16,9 +19,13 @@ def main() -> None:
     parser.add_argument("--port", default="8000")
     args = parser.parse_args()
     python = sys.executable
+    env = dict(os.environ)
+    if not localdb.configured("SITE_URL"):
+        # The checkout simulator posts its events to SITE_URL: this server, on this port.
+        env["SITE_URL"] = f"http://{args.host}:{args.port}"
     processes = [
-        subprocess.Popen([python, "manage.py", "procrastinate", "worker"]),
-        subprocess.Popen([python, "manage.py", "runserver", f"{args.host}:{args.port}"]),
+        subprocess.Popen([python, "manage.py", "procrastinate", "worker"], env=env),
+        subprocess.Popen([python, "manage.py", "runserver", f"{args.host}:{args.port}"], env=env),
     ]
     print(f"Hosting is up on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

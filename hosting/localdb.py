@@ -162,7 +162,7 @@ def is_running() -> bool:
 
 
 def start() -> None:
-    if _external_database():
+    if configured("DATABASE_URL"):
         print("DATABASE_URL is set: using it, no local PostgreSQL started.")
         return
     ensure_binaries()
@@ -192,13 +192,15 @@ def stop() -> None:
         print("Local PostgreSQL is not running.")
 
 
-def _external_database() -> bool:
-    if os.environ.get("DATABASE_URL"):
+def configured(name: str) -> bool:
+    """Whether `name` is given a value in the environment or in the .env file (ENV_FILE)
+    that the settings read."""
+    if os.environ.get(name):
         return True
-    env_file = PROJECT_DIR / ".env"
+    env_file = Path(os.environ.get("ENV_FILE") or PROJECT_DIR / ".env")
     if env_file.exists():
         for line in env_file.read_text().splitlines():
-            if line.strip().startswith("DATABASE_URL=") and line.split("=", 1)[1].strip():
+            if line.strip().startswith(f"{name}=") and line.split("=", 1)[1].strip():
                 return True
     return False
 
