@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from billing.models import Payment
 from hosting.mail import customer_mail_send
+from servers.models import ServerEventKind
 
 
 def payment_mail(payment: Payment, kind: str) -> int:
@@ -14,7 +15,9 @@ def payment_mail(payment: Payment, kind: str) -> int:
     if kind == "received":
         subject, template = f"Payment received: {payment.plan.name}", "payment_received"
     elif kind == "refunded:provision_failed":
-        context["server"] = getattr(payment, "server", None)
+        server = getattr(payment, "server", None)
+        failed = server.events.filter(kind=ServerEventKind.FAILED).last() if server else None
+        context.update(server=server, reason=failed.message if failed else "")
         subject, template = "Your server could not be built: refunded", "provision_failed_refunded"
     elif kind.startswith("refunded:"):
         subject, template = f"Refund issued: {payment.amount_display}", "payment_refunded"

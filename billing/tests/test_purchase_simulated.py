@@ -134,7 +134,7 @@ def test_provisioning_that_always_fails_ends_failed_refunded_once_and_told(clien
     assert "Simulated failure: create" in failed.message
     refund_mails = [m for m in mail.outbox if "could not be built" in m.subject]
     assert len(refund_mails) == 1
-    assert "Simulated failure: create" in refund_mails[0].body
+    assert "Why: Simulated failure: create\n" in refund_mails[0].body
     assert payment.amount_display in refund_mails[0].body
     assert not any("ready" in m.subject for m in mail.outbox)
     job = provision_jobs().get()
