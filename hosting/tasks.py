@@ -26,3 +26,14 @@ async def jobs_recover_stalled(timestamp: int) -> int:
         logger.warning("Retrying job %s (%s) of a dead worker", job.id, job.task_name)
         await app.job_manager.retry_job(job)
     return len(stalled)
+
+
+# Succeeded jobs are kept this long for staff to look at; failed ones until staff act.
+SUCCEEDED_JOBS_KEPT_HOURS = 72
+
+
+@app.periodic(cron="17 * * * *")
+@app.task(queue="maintenance", queueing_lock="jobs_delete_old")
+async def jobs_delete_old(timestamp: int) -> None:
+    """The periodic jobs alone add some 4,000 rows a day: keep the queue table small."""
+    await app.job_manager.delete_old_jobs(nb_hours=SUCCEEDED_JOBS_KEPT_HOURS)
