@@ -109,6 +109,12 @@ class ProvisionTimedOut(Exception):
     pass
 
 
+def provision_timeout_reason() -> str:
+    seconds = settings.PROVISION_TIMEOUT
+    took = f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} s"
+    return f"The server was not ready after {took}."
+
+
 def server_provision_step(*, server_id: int) -> float | None:
     """One pass of the provisioning job: create (or adopt) the droplet, then look at it.
     Returns how many seconds to wait before looking again, or None when there is nothing
@@ -117,9 +123,7 @@ def server_provision_step(*, server_id: int) -> float | None:
     if server.status != Server.Status.PROVISIONING:
         return None
     if timezone.now() - server.created_at > timedelta(seconds=settings.PROVISION_TIMEOUT):
-        raise ProvisionTimedOut(
-            f"The server was not ready after {settings.PROVISION_TIMEOUT // 60} minutes."
-        )
+        raise ProvisionTimedOut(provision_timeout_reason())
     provider = get_provider()
     server = _credentials_ensure(server)
     if not server.provider_id:
@@ -247,12 +251,14 @@ def droplet_destroy_for(*, server_id: int) -> bool:
     server = Server.objects.get(pk=server_id)
     if server.status not in ENDED_SERVER_STATUSES:
         return False  # brought back to life since: leave it
+    if server.events.filter(kind=ServerEventKind.DESTROYED).exists():
+        return False  # a job run twice
     provider = get_provider()
     droplet_id = server.provider_id
     if not droplet_id:
         found = provider.find_by_tag(droplet_tag(server))
         droplet_id = found.id if found else ""
-    if not droplet_id or server.events.filter(kind=ServerEventKind.DESTROYED).exists():
+    if not droplet_id:
         return False
     provider.destroy(droplet_id)
     with transaction.atomic():

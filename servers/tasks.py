@@ -92,7 +92,6 @@ def provisioning_watch(timestamp: int) -> int:
     failed = 0
     for server_id in late.values_list("pk", flat=True):
         failed += services.server_provision_fail(
-            server_id=server_id,
-            reason=f"The server was not ready after {settings.PROVISION_TIMEOUT // 60} minutes.",
+            server_id=server_id, reason=services.provision_timeout_reason()
         )
     return failed

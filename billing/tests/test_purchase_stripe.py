@@ -21,7 +21,12 @@ from billing.tests.stripe_fakes import form, stripe_list, stripe_object
 from hosting.testing import run_jobs
 from servers.models import Server, ServerEvent
 from servers.providers.digitalocean import DigitalOceanProvider
-from servers.services import _credentials_ensure, _droplet_spec, server_provision_fail
+from servers.services import (
+    _credentials_ensure,
+    _droplet_spec,
+    droplet_destroy_for,
+    server_provision_fail,
+)
 from servers.tests.do_fakes import FakeDigitalOcean, write_panel_key
 
 
@@ -402,3 +407,47 @@ def test_provisioning_that_always_fails_refunds_once_and_giving_up_again_changes
     assert not any("Refund issued" in m.subject for m in told)  # one mail says both
     assert ServerEvent.objects.filter(server=server, kind="failed").count() == 1
     assert ServerEvent.objects.filter(server=server, kind="refund_issued").count() == 1
+
+
+def refund_replies(stripe_api):
+    stripe_api.reply("POST", "/v1/refunds", stripe_object("refund", id="re_1"))
+    stripe_api.reply("DELETE", "/v1/subscriptions/sub_1", stripe_object("subscription"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refunded_servers_droplet_is_destroyed_once(client, cloud):
+    stripe_api, do = cloud
+    payment, server = paid_server_pending(stripe_api, client)
+    refund_replies(stripe_api)
+    run_jobs(until=server_running(payment))
+    (droplet_id,) = do.droplets
+
+    staff_refund(payment)
+    run_jobs(until=jobs_settled)
+
+    assert do.destroyed == [droplet_id]
+    assert droplet_destroy_for(server_id=server.pk) is False  # the job run again
+    assert do.destroyed == [droplet_id]
+    assert ServerEvent.objects.filter(server=server, kind="destroyed").count() == 1
+    assert len(stripe_api.calls("DELETE", "/v1/subscriptions/sub_1")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_that_times_out_destroys_the_droplet_it_started(client, cloud, settings):
+    stripe_api, do = cloud
+    do.boot_polls = 10**6  # never boots
+    settings.PROVISION_TIMEOUT = 1
+    payment, server = paid_server_pending(stripe_api, client)
+    refund_replies(stripe_api)
+
+    run_jobs(
+        until=lambda: (
+            Payment.objects.get(pk=payment.pk).status == Payment.Status.REFUNDED and jobs_settled()
+        )
+    )
+
+    server.refresh_from_db()
+    assert server.status == Server.Status.FAILED
+    assert len(do.creates) == 1 and do.destroyed == [int(server.provider_id)]
+    failed = ServerEvent.objects.get(server=server, kind="failed")
+    assert failed.message == "The server was not ready after 1 s."
