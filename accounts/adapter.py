@@ -1,8 +1,8 @@
 from allauth.account.adapter import DefaultAccountAdapter
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import AuditAction, User
-from accounts.services import audit_event_record
+from accounts.services import audit_event_record, client_ip
 
 
 def _record_login_attempt(request, action: AuditAction, credentials: dict) -> None:
@@ -18,6 +18,15 @@ def _record_login_attempt(request, action: AuditAction, credentials: dict) -> No
 
 class AccountAdapter(DefaultAccountAdapter):
     """allauth's adapter, with failed and refused logins written to the audit trail."""
+
+    def get_client_ip(self, request):
+        """The one client address the whole site uses (TRUSTED_PROXY_COUNT): allauth's
+        per-IP rate limits would otherwise read ALLAUTH_TRUSTED_PROXY_COUNT, and behind a
+        proxy every customer would share the proxy's address, and its limits."""
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine the client's address.")
+        return ip
 
     def pre_authenticate(self, request, **credentials):
         try:

@@ -74,3 +74,34 @@ def test_a_lockout_made_in_another_process_holds_here():
     response = login(Client(REMOTE_ADDR="203.0.113.99"), user.email)
     assert response.status_code == 200
     assert "Too many failed login attempts" in response.content.decode()
+
+
+def behind_proxy(client_address: str, forged: str = "") -> Client:
+    """A browser at `client_address` behind the one proxy (10.0.0.2) that appends the
+    address it saw to X-Forwarded-For; `forged` is what the client itself put there."""
+    forwarded = f"{forged}, {client_address}" if forged else client_address
+    return Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_two_clients_have_separate_login_limits(tight_limits, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    users = [verified_user() for _ in range(5)]
+    attacker = behind_proxy("198.51.100.66")
+    for user in users[:3]:
+        login(attacker, user.email, "wrong")
+    assert login(attacker, users[3].email).status_code == 429
+
+    # Another customer behind the same proxy is not throttled by the attacker's failures.
+    assert login(behind_proxy("203.0.113.5"), users[4].email).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_forged_extra_hop_does_not_escape_the_limit(tight_limits, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    users = [verified_user() for _ in range(4)]
+    for n, user in enumerate(users[:3]):
+        login(behind_proxy("198.51.100.66", forged=f"192.0.2.{n}"), user.email, "wrong")
+    # A fresh forged address each time, but the proxy saw the same client every time.
+    response = login(behind_proxy("198.51.100.66", forged="192.0.2.99"), users[3].email)
+    assert response.status_code == 429
