@@ -256,6 +256,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own loggers come with handlers of their own (a console under DEBUG,
+        # mail_admins) that would print request URLs unredacted: replace them with none,
+        # so their records reach the root's redacting handler only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # runserver's request lines, through the same redacting handler.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", default="WARNING")},

@@ -1,6 +1,8 @@
 import datetime as dt
+import io
 import logging
 
+import pytest
 from django.conf import settings
 from gunicorn.config import Config
 
@@ -27,6 +29,44 @@ def test_the_filter_rewrites_formatted_records():
 def test_every_configured_handler_redacts():
     for name, handler in settings.LOGGING["handlers"].items():
         assert "redact_tokens" in handler.get("filters", []), name
+
+
+def _attached_handlers():
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            # pytest's own capture handlers are not the site's; a NullHandler emits nothing.
+            ours = not type(handler).__module__.startswith("_pytest")
+            if ours and not isinstance(handler, logging.NullHandler):
+                yield logger.name, handler
+
+
+def test_every_handler_attached_at_run_time_redacts():
+    attached = list(_attached_handlers())
+    assert attached  # the root's console handler at least
+    for name, handler in attached:
+        assert any(isinstance(f, RedactTokensFilter) for f in handler.filters), (name, handler)
+
+
+@pytest.mark.django_db
+def test_a_404_on_a_confirmation_url_leaves_no_key_in_any_log_stream(client, settings):
+    settings.DEBUG = True  # Django's own console handler speaks only then
+    streams = {}
+    for name, handler in _attached_handlers():
+        if isinstance(handler, logging.StreamHandler):
+            streams[(name, handler)] = handler.setStream(io.StringIO())
+    try:
+        assert client.get(f"{CONFIRM}extra/").status_code == 404
+        written = "".join(handler.stream.getvalue() for _, handler in streams)
+    finally:
+        for (_, handler), stream in streams.items():
+            handler.setStream(stream)
+    assert "Not Found: /accounts/confirm-email/[redacted]/extra/" in written
+    assert "secret-key-abc" not in written
 
 
 def test_gunicorn_access_log_is_redacted():
