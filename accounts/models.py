@@ -83,14 +83,17 @@ class AuditAction(models.TextChoices):
 
 
 class AuditEvent(models.Model):
-    """One security-relevant event. Append-only: written in the same transaction as the
-    change it records, never updated; it holds no password, token or secret."""
+    """One security-relevant event. Append-only, enforced by the database: written in the
+    same transaction as the change it records, never updated or deleted; it holds no
+    password, token or secret."""
 
     Action = AuditAction
 
+    # A deleted user's events stay, named by actor_email: the only change the database
+    # lets anyone make to this table (see migration 0002).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
+        on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="audit_events",

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import ProtectedError, Q
 from django.utils import timezone
 
-from accounts.models import AuditEvent, User
-from billing.models import Payment, Plan
+from accounts.models import User
+from billing.models import Payment, Plan, StripeEvent
 from hosting.demo_data import (
     DEMO_EMAILS,
     DEPLOYMENTS,
@@ -29,7 +29,7 @@ from hosting.demo_data import (
     TICKETS,
     USERS,
 )
-from servers.models import Deployment, Domain, Server
+from servers.models import Deployment, Domain, Server, ServerEvent
 from support.models import Ticket, TicketMessage
 
 
@@ -298,7 +298,8 @@ class Command(BaseCommand):
     def _clear(self) -> Counter[str]:
         """Delete the demo users and every row that points at them. The foreign keys are
         PROTECT, so children go first. Staff replies a demo user wrote on other tickets
-        go too: they belong to the demo user."""
+        go too: they belong to the demo user. Their audit events stay (the table is
+        append-only), still naming them by email."""
         demo = User.objects.filter(email__in=DEMO_EMAILS)
         removed: Counter[str] = Counter()
         steps = [
@@ -314,9 +315,15 @@ class Command(BaseCommand):
                 "deployments",
                 Deployment.objects.filter(Q(user__in=demo) | Q(server__user__in=demo)),
             ),
+            (
+                "server events",
+                ServerEvent.objects.filter(
+                    Q(server__user__in=demo) | Q(server__payment__user__in=demo)
+                ),
+            ),
             ("servers", Server.objects.filter(Q(user__in=demo) | Q(payment__user__in=demo))),
+            ("Stripe events", StripeEvent.objects.filter(payment__user__in=demo)),
             ("payments", Payment.objects.filter(user__in=demo)),
-            ("audit events", AuditEvent.objects.filter(actor__in=demo)),
             ("email addresses", EmailAddress.objects.filter(user__in=demo)),
             ("users", demo),
         ]
