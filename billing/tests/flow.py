@@ -7,7 +7,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from billing.models import Payment
-from billing.tests.stripe_fakes import signed
+from billing.tests.stripe_fakes import signed, stripe_object
 
 WEBHOOK = "/billing/webhooks/stripe/"
 
@@ -26,3 +26,16 @@ def start_checkout(client, user, plan_slug: str = "basic") -> Payment:
     response = client.post(reverse("billing:checkout", args=[plan_slug]))
     assert response.status_code == 303, response
     return Payment.objects.filter(user=user).latest("created_at")
+
+
+def completed_event(session_id: str, payment_uuid: str) -> dict:
+    """A `checkout.session.completed` event for a paid session of the payment."""
+    session = stripe_object(
+        "checkout.session",
+        id=session_id,
+        status="complete",
+        payment_status="paid",
+        client_reference_id=payment_uuid,
+        metadata={"payment_uuid": payment_uuid},
+    )
+    return stripe_object("event", type="checkout.session.completed", data={"object": session})

@@ -12,7 +12,7 @@ from accounts.models import AuditEvent
 from accounts.tests.factories import StaffFactory, UserFactory
 from billing.models import Payment, StripeEvent
 from billing.tests.factories import PaymentFactory
-from billing.tests.flow import deliver
+from billing.tests.flow import completed_event, deliver
 from billing.tests.stripe_fakes import form, stripe_object
 from hosting.admin_links import admin_url
 from hosting.jobs import defer
@@ -202,18 +202,6 @@ def test_stripe_refusing_the_refund_is_reported_and_changes_nothing(
 
 
 # --- webhook events -----------------------------------------------------------------------------
-
-
-def completed_event(session_id: str, payment_uuid: str) -> dict:
-    session = stripe_object(
-        "checkout.session",
-        id=session_id,
-        status="complete",
-        payment_status="paid",
-        client_reference_id=payment_uuid,
-        metadata={"payment_uuid": payment_uuid},
-    )
-    return stripe_object("event", type="checkout.session.completed", data={"object": session})
 
 
 def test_stripe_event_page_shows_payload_time_error_and_payment(client, staff):

@@ -16,7 +16,7 @@ from billing.models import Payment, StripeEvent
 from billing.reconcile import LOOKBACK
 from billing.tasks import billing_reconcile_periodic
 from billing.tests.factories import PaymentFactory, plan
-from billing.tests.flow import deliver, start_checkout
+from billing.tests.flow import completed_event, deliver, start_checkout
 from billing.tests.stripe_fakes import query, stripe_list, stripe_object
 from servers.models import Server
 from servers.tests.factories import ServerFactory
@@ -43,18 +43,6 @@ def paid_but_never_told(client) -> Payment:
     SimulatedGateway().complete(payment.stripe_checkout_session_id)  # not delivered
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PENDING
     return payment
-
-
-def completed_event(session_id: str, payment_uuid: str) -> dict:
-    session = stripe_object(
-        "checkout.session",
-        id=session_id,
-        status="complete",
-        payment_status="paid",
-        client_reference_id=payment_uuid,
-        metadata={"payment_uuid": payment_uuid},
-    )
-    return stripe_object("event", type="checkout.session.completed", data={"object": session})
 
 
 def test_a_paid_session_whose_events_were_lost_is_fulfilled(client, simulated):
