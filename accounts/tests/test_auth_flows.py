@@ -6,6 +6,7 @@ import pytest
 import time_machine
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from accounts.models import AuditAction, AuditEvent, User
@@ -114,11 +115,21 @@ def test_ten_failures_lock_the_account_until_the_window_passes(client, clock):
     assert response.url == "/dashboard/"
 
 
-def test_a_lockout_is_per_account(client, clock):
+def test_a_lockout_is_per_account(clock):
     victim, other = verified_user(), verified_user()
+    attacker = Client(REMOTE_ADDR="198.51.100.7")
     for _ in range(10):
-        login(client, victim.email, "wrong-password")
-    assert login(Client(), other.email).status_code == 302
+        assert login(attacker, victim.email, "wrong-password").status_code == 200
+
+    # The victim, from an address of their own, with the right password: refused.
+    victims_browser = Client(REMOTE_ADDR="203.0.113.20")
+    response = login(victims_browser, victim.email)
+    assert response.status_code == 200
+    assert "Too many failed login attempts" in response.content.decode()
+    assert victims_browser.get("/dashboard/").status_code == 302
+    # Another account is untouched, even from the attacker's address.
+    assert login(attacker, other.email).status_code == 302
+    assert attacker.get("/dashboard/").status_code == 200
 
 
 def test_password_change_ends_other_sessions_but_keeps_this_one():
@@ -141,13 +152,23 @@ def test_password_change_ends_other_sessions_but_keeps_this_one():
 
 
 def test_login_issues_a_new_session_key():
+    """A session that existed before login (one an attacker could have planted: session
+    fixation) is not the one the customer is logged in with, and it is gone."""
     user = verified_user()
     client = Client()
-    client.get("/accounts/login/")
-    before = client.cookies.get("sessionid")
-    login(client, user.email)
+    anonymous = client.session  # saved, and its cookie set on the client
+    anonymous["seen_pricing"] = True
+    anonymous.save()
+    before = client.cookies["sessionid"].value
+    assert before == anonymous.session_key
+    assert Session.objects.filter(session_key=before).exists()
+
+    assert login(client, user.email).status_code == 302
     after = client.cookies["sessionid"].value
-    assert before is None or before.value != after
+    assert after != before
+    assert not Session.objects.filter(session_key=before).exists()
+    assert Session.objects.filter(session_key=after).exists()
+    assert client.get("/dashboard/").status_code == 200
 
 
 def test_logout_makes_the_old_cookie_useless():
@@ -163,13 +184,28 @@ def test_logout_makes_the_old_cookie_useless():
 
 
 def test_session_has_an_absolute_lifetime(settings, clock):
+    """Django's expiry slides forward with activity; the session still ends 12 h after
+    login (accounts.middleware.AbsoluteSessionLifetimeMiddleware)."""
     settings.SESSION_COOKIE_AGE = 12 * 60 * 60
+    settings.SESSION_SAVE_EVERY_REQUEST = True  # every request pushes Django's expiry on
     user = verified_user()
     client = Client()
     login(client, user.email)
-    clock.shift(dt.timedelta(hours=11, minutes=50))
-    assert client.get("/dashboard/").status_code == 200  # activity does not extend it
-    clock.shift(dt.timedelta(minutes=20))
+    key = client.cookies["sessionid"].value
+    for hours in (3, 3, 3):
+        clock.shift(dt.timedelta(hours=hours))
+        assert client.get("/dashboard/").status_code == 200
+    clock.shift(dt.timedelta(hours=2, minutes=50))  # 11 h 50 min after login
+    assert client.get("/dashboard/").status_code == 200
+    # Django alone would keep this session until 12 h after that last request.
+    expires = Session.objects.get(session_key=key).expire_date
+    assert expires == START + dt.timedelta(hours=11, minutes=50) + dt.timedelta(hours=12)
+
+    clock.shift(dt.timedelta(minutes=20))  # 12 h 10 min after login
+    response = client.get("/dashboard/")
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/")
+    assert not Session.objects.filter(session_key=key).exists()  # logged out, not hidden
     assert client.get("/dashboard/").status_code == 302
 
 
@@ -233,3 +269,36 @@ def test_email_change_requires_the_password_again(
     user.refresh_from_db()
     assert user.email == "moved@example.com"
     assert AuditAction.EMAIL_CHANGE in actions_of(user)
+
+
+def test_recovery_codes_regenerated_and_two_factor_turned_off_are_audited(
+    client, clock, django_capture_on_commit_callbacks
+):
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    user = verified_user()
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    old_codes = RecoveryCodes.activate(user).get_unused_codes()
+    assert login(client, user.email).url == "/accounts/2fa/authenticate/"
+    assert client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret)}).url == (
+        "/dashboard/"
+    )
+
+    # Confirming the password again (as every account change asks) resumes the request.
+    response = client.post("/accounts/2fa/recovery-codes/generate/")
+    assert response.url.startswith("/accounts/reauthenticate/")
+    with django_capture_on_commit_callbacks(execute=True):  # allauth signals on commit
+        response = client.post(response.url, {"password": PASSWORD})
+    assert response.status_code == 302
+    new_codes = Authenticator.objects.get(user=user, type="recovery_codes").wrap()
+    assert set(new_codes.get_unused_codes()).isdisjoint(old_codes)
+    assert actions_of(user).count(AuditAction.RECOVERY_CODES) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/accounts/2fa/totp/deactivate/")
+    assert response.status_code == 302
+    assert not Authenticator.objects.filter(user=user, type="totp").exists()
+    assert actions_of(user).count(AuditAction.MFA_DISABLE) == 1
+    assert AuditAction.MFA_ENABLE not in actions_of(user)  # set up outside the views

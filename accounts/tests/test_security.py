@@ -132,3 +132,16 @@ def test_no_password_in_logs_or_audit_events(client, caplog, mailoutbox):
         assert secret not in repr(event.__dict__)
     for message in mailoutbox:
         assert secret not in message.body
+
+
+def test_audit_metadata_drops_secret_keys_whatever_their_case():
+    from accounts.models import AuditAction
+    from accounts.services import audit_event_record
+
+    event = audit_event_record(
+        action=AuditAction.LOGIN_FAILED,
+        actor=verified_user(),
+        metadata={"password": "x", "Token": "y", "code": "z", "ok": 1},
+    )
+    assert event.metadata == {"ok": 1}
+    assert AuditEvent.objects.get(pk=event.pk).metadata == {"ok": 1}  # as stored

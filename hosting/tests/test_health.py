@@ -50,3 +50,15 @@ def test_readyz_503_when_a_migration_is_unapplied(client, monkeypatch):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["reason"] == "1 migration(s) not applied"
+
+
+@pytest.mark.django_db
+def test_probes_answer_over_plain_http_when_https_is_enforced(settings):
+    """The load balancer and Kubernetes probe over HTTP; with SECURE_SSL_REDIRECT on, a
+    301 to https would read as a failed probe."""
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()
+    assert client.get("/pricing/").status_code == 301  # the redirect is on
+    assert client.get("/healthz").status_code == 200
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})

@@ -97,3 +97,75 @@ def test_gunicorn_access_log_is_redacted():
     logger.access(Response(), Request(), environ, dt.timedelta(seconds=0.01))
     assert captured and "secret-key-abc" not in captured[0]
     assert "/accounts/confirm-email/[redacted]/" in captured[0]
+
+
+# gunicorn as it is started: the command lines below load `hosting/gunicorn_conf.py`,
+# and that module names the redacting logger.
+
+
+def _command(source: str) -> list[str]:
+    """gunicorn's argv as the Procfile's web process or the container image runs it."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parent.parent.parent
+    if source == "Procfile":
+        lines = (project / "Procfile").read_text().splitlines()
+        return shlex.split(next(line for line in lines if line.startswith("web:"))[4:])
+    lines = (project / "deploy" / "Dockerfile").read_text().splitlines()
+    return json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+
+
+def test_the_config_module_names_the_redacting_logger():
+    from hosting import gunicorn_conf
+
+    assert gunicorn_conf.logger_class == "hosting.log_redaction.GunicornLogger"
+    assert gunicorn_conf.accesslog == "-"
+
+    cfg = Config()
+    for name, value in vars(gunicorn_conf).items():
+        if name in cfg.settings:  # as gunicorn applies a `python:` config module
+            cfg.set(name.lower(), value)
+    assert cfg.logger_class is GunicornLogger
+
+
+@pytest.mark.parametrize("source", ["Procfile", "Dockerfile"])
+def test_gunicorn_started_as_deployed_logs_through_the_redacting_logger(source, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    argv = _command(source)
+    assert argv[:3] == ["gunicorn", "-c", "python:hosting.gunicorn_conf"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    cfg = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg  # gunicorn's own loading
+    assert cfg.logger_class is GunicornLogger
+
+    # gunicorn's logger replaces the handlers of these two loggers; put them back after.
+    gunicorn_loggers = [logging.getLogger(n) for n in ("gunicorn.error", "gunicorn.access")]
+    saved = [(lg, lg.handlers[:], lg.filters[:]) for lg in gunicorn_loggers]
+    captured = []
+    try:
+        logger = cfg.logger_class(cfg)  # what gunicorn's arbiter builds from this config
+        handler = logging.Handler()
+        handler.emit = lambda record: captured.append(record.getMessage())
+        logger.access_log.addHandler(handler)
+        response = SimpleNamespace(status="200 OK", response_length=12, headers=[], sent=12)
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "RAW_URI": CONFIRM,
+            "PATH_INFO": CONFIRM,
+            "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "192.0.2.1",
+        }
+        logger.access(response, SimpleNamespace(headers=[]), environ, dt.timedelta(seconds=0.01))
+    finally:
+        for lg, handlers, filters in saved:
+            lg.handlers[:], lg.filters[:] = handlers, filters
+    assert captured, "no access line"
+    assert "secret-key-abc" not in captured[0]
+    assert "/accounts/confirm-email/[redacted]/" in captured[0]

@@ -31,7 +31,10 @@ class TestOneServerPerCustomer:
     @pytest.mark.parametrize("status", ["provisioning", "running", "stopped"])
     def test_every_live_status_counts(self, status):
         server = ServerFactory(status=status)
-        with pytest.raises(IntegrityError), transaction.atomic():
+        with (
+            pytest.raises(IntegrityError, match="servers_server_one_active_per_user"),
+            transaction.atomic(),
+        ):
             raw_insert_server(server.user, server.plan, "running", "second")
 
     @pytest.mark.parametrize("ended", ["failed", "deleted"])
@@ -79,18 +82,34 @@ class TestEncryptedPassword:
 
 
 class TestDomainNames:
-    def test_case_variant_duplicate_refused(self):
+    def test_duplicate_refused(self):
         DomainFactory(name="shop.example.com")
-        with connection.cursor() as cursor, pytest.raises(IntegrityError), transaction.atomic():
-            cursor.execute(
-                "UPDATE servers_domain SET name = 'SHOP.example.com' WHERE name = %s",
-                ["shop.example.com"],
-            )
         other = DomainFactory.build(name="shop.example.com")
         other.server = ServerFactory()
         other.user = other.server.user
-        with pytest.raises(IntegrityError), transaction.atomic():
+        with (
+            pytest.raises(IntegrityError, match="servers_domain_name_ci_unique"),
+            transaction.atomic(),
+        ):
             other.save()
+
+    def test_case_variant_refused_by_the_unique_index_itself(self):
+        """The lower-case CHECK would refuse 'SHOP.example.com' on its own; with it out of
+        the way (inside this test's transaction) the unique index must still refuse it,
+        because it compares names case-insensitively."""
+        with connection.cursor() as cursor:  # before any row: no pending FK checks
+            cursor.execute(
+                "ALTER TABLE servers_domain DROP CONSTRAINT servers_domain_name_lowercase"
+            )
+        DomainFactory(name="shop.example.com")
+        other = DomainFactory(name="other.example.com")
+        with (
+            pytest.raises(IntegrityError, match="servers_domain_name_ci_unique"),
+            transaction.atomic(),
+        ):
+            Domain.objects.filter(pk=other.pk).update(name="SHOP.example.com")
+        # A variant of no existing name is let through: only the index was refusing.
+        Domain.objects.filter(pk=other.pk).update(name="Other.example.com")
 
     def test_upper_case_name_refused(self):
         with pytest.raises(IntegrityError, match="servers_domain_name_lowercase"):
