@@ -25,7 +25,7 @@ install-dev: $(VENV)/.installed-dev
 	$(PY) -m hosting.devenv
 
 db: $(VENV)/.installed .env
-	$(PY) -m hosting.localdb start
+	$(PY) -m hosting.database.localdb start
 
 # Debian's Chromium for the browser tests; nothing downloads a browser at run time.
 browser:
@@ -59,4 +59,4 @@ backup: db
 	$(PY) manage.py backup
 
 stop:
-	@test -x $(PY) && $(PY) -m hosting.localdb stop || $(PYTHON) -m hosting.localdb stop
+	@test -x $(PY) && $(PY) -m hosting.database.localdb stop || $(PYTHON) -m hosting.database.localdb stop

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 
-from hosting import localdb
+from hosting.database import localdb
 
 
 def main() -> None:

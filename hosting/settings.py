@@ -7,7 +7,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 
-from hosting import localdb
+from hosting.database import localdb
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -4,22 +4,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from django.db import connection
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def database_url() -> str:
-    """A DATABASE_URL naming the database the current test uses."""
+def database_url(name: str | None = None) -> str:
+    """A DATABASE_URL for database `name` (default: the one the current test uses) on the
+    server, and as the user, of the test database, with its sslmode."""
     db = connection.settings_dict
-    user = db["USER"] or "postgres"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    auth = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    name = name or db["NAME"]
     host = db["HOST"] or ""
-    if host.startswith("/"):  # a Unix socket directory
-        return f"postgresql://{user}{password}@/{host}/{db['NAME']}"
+    if host.startswith("/"):
+        # django-environ reads an absolute path right after "@/" as the socket directory.
+        return f"postgresql://{auth}@/{host}/{name}"
     port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgresql://{user}{password}@{host}{port}/{db['NAME']}"
+    sslmode = (db["OPTIONS"] or {}).get("sslmode")
+    query = f"?sslmode={sslmode}" if sslmode else ""
+    return f"postgresql://{auth}@{host}{port}/{name}{query}"
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -1,15 +1,13 @@
-"""The operator commands (seed, backup, restore, check_db) and hosting.pg, against the
-real PostgreSQL server."""
+"""The operator commands (seed, backup, restore, check_db) and hosting.database behind
+them, against the real PostgreSQL server."""
 
 import os
 import re
 import stat
 import subprocess
-import sys
 import uuid
 from io import StringIO
 from pathlib import Path
-from urllib.parse import quote
 
 import environ
 import pytest
@@ -21,7 +19,11 @@ from django.db import connection
 from accounts.models import AuditEvent, User
 from accounts.services import audit_event_record
 from billing.models import Payment
-from hosting import pg
+from hosting.database import pg, programs
+from hosting.database.archive import archive_entries
+from hosting.database.pg import PgError
+from hosting.database.restore import public_tables
+from hosting.testing import database_url, run_python
 from servers.models import Deployment, Domain, Server
 from servers.tests.factories import ServerFactory
 from support.models import Ticket, TicketMessage
@@ -29,7 +31,6 @@ from support.tests.factories import TicketMessageFactory
 
 DEMO_EMAILS = ["admin@example.com", "alice@example.com", "bob@example.com", "carol@example.com"]
 PASSWORD_LINE = re.compile(r"^\s+(\S+@example\.com)\s+password: (\S+)$", re.MULTILINE)
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 # Data that pg_dump and pg_restore (other processes) must see has to be committed.
 # The root conftest puts back the migration-seeded plans that the flush removes.
@@ -40,15 +41,6 @@ def run(*args, **options) -> str:
     out = StringIO()
     call_command(*args, stdout=out, stderr=StringIO(), **options)
     return out.getvalue()
-
-
-def public_tables(conn) -> list[str]:
-    with conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1"
-        )
-        return [name for (name,) in cursor.fetchall()]
 
 
 def fingerprints(conn) -> dict[str, tuple[int, str | None]]:
@@ -64,26 +56,12 @@ def fingerprints(conn) -> dict[str, tuple[int, str | None]]:
     return result
 
 
-def database_url(config: dict, name: str) -> str:
-    """A DATABASE_URL for database `name` on the server (and as the user) of `config`."""
-    auth = quote(config["USER"], safe="")
-    if config["PASSWORD"]:
-        auth += ":" + quote(config["PASSWORD"], safe="")
-    host = config["HOST"]
-    if host.startswith("/"):
-        # django-environ reads an absolute path right after "@/" as the socket directory.
-        return f"postgresql://{auth}@/{host}/{name}"
-    port = f":{config['PORT']}" if config["PORT"] else ""
-    sslmode = config["OPTIONS"].get("sslmode")
-    query = f"?sslmode={sslmode}" if sslmode else ""
-    return f"postgresql://{auth}@{host}{port}/{name}{query}"
-
-
 @pytest.fixture
-def scratch_database_url():
-    """An empty database next to the test database, dropped afterwards."""
-    name = f"{connection.settings_dict['NAME'][:40]}_scratch_{uuid.uuid4().hex[:8]}"
+def scratch_databases():
+    """Makes empty databases next to the test database (returning their URLs), dropped
+    afterwards."""
     env = pg.subprocess_env(pg.libpq_env())
+    made = []
 
     def psql(statement):
         subprocess.run(
@@ -95,11 +73,23 @@ def scratch_database_url():
             text=True,
         )
 
-    psql(f'CREATE DATABASE "{name}"')
+    def make() -> str:
+        name = f"{connection.settings_dict['NAME'][:40]}_scratch_{uuid.uuid4().hex[:8]}"
+        psql(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return database_url(name)
+
     try:
-        yield database_url(connection.settings_dict, name)
+        yield make
     finally:
-        psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in made:
+            psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def scratch_database_url(scratch_databases):
+    """An empty database next to the test database, dropped afterwards."""
+    return scratch_databases()
 
 
 def other_database(url):
@@ -110,7 +100,7 @@ def backups_in(directory: Path) -> list[Path]:
     return sorted(directory.iterdir())
 
 
-# hosting.pg
+# hosting.database: client programs and the database they reach
 
 
 def test_libpq_env_follows_the_django_connection():
@@ -149,7 +139,7 @@ def test_libpq_env_for_a_unix_socket_url():
 
 
 def test_database_wrapper_refuses_other_engines():
-    with pytest.raises(pg.PgError, match="not a PostgreSQL database"):
+    with pytest.raises(PgError, match="not a PostgreSQL database"):
         pg.database_wrapper(environ.Env.db_url_config("sqlite:////tmp/x.sqlite3"))
 
 
@@ -160,7 +150,7 @@ def test_pg_binary_prefers_path_then_the_newest_server_version(tmp_path, monkeyp
         program = tmp_path / version / "bin" / "pg_dump"
         program.write_text("#!/bin/sh\n")
         program.chmod(0o755)
-    monkeypatch.setattr(pg, "SERVER_BIN_GLOB", str(tmp_path / "*" / "bin"))
+    monkeypatch.setattr(programs, "SERVER_BIN_GLOB", str(tmp_path / "*" / "bin"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert pg.pg_binary("pg_dump") == str(tmp_path / "15" / "bin" / "pg_dump")
 
@@ -171,7 +161,7 @@ def test_pg_binary_prefers_path_then_the_newest_server_version(tmp_path, monkeyp
     monkeypatch.setenv("PATH", str(on_path))
     assert pg.pg_binary("pg_dump") == str(on_path / "pg_dump")
 
-    with pytest.raises(pg.PgError, match="pg_restore not found"):
+    with pytest.raises(PgError, match="pg_restore not found"):
         pg.pg_binary("pg_restore")
 
 
@@ -356,7 +346,7 @@ def test_backup_writes_a_verified_private_archive(tmp_path):
     [archive] = backups_in(target)
     assert re.fullmatch(r"hosting-\d{8}-\d{6}\.dump", archive.name)
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
-    assert pg.archive_entries(archive) > 0
+    assert archive_entries(archive) > 0
     size = archive.stat().st_size
     assert str(archive) in out and f"{size} bytes" in out and "KiB" in out
 
@@ -441,7 +431,7 @@ def test_backup_into_an_impossible_directory(tmp_path):
 @pytest.mark.django_db
 def test_backup_without_pg_dump(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.setattr(pg, "SERVER_BIN_GLOB", str(tmp_path / "none" / "*" / "bin"))
+    monkeypatch.setattr(programs, "SERVER_BIN_GLOB", str(tmp_path / "none" / "*" / "bin"))
     with pytest.raises(CommandError, match="pg_dump not found"):
         run("backup", "--output-dir", str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
@@ -455,7 +445,7 @@ def test_backup_then_restore_copies_every_table(tmp_path, scratch_database_url, 
     run("seed")
     run("backup", "--output-dir", str(tmp_path))
     [archive] = backups_in(tmp_path)
-    assert pg.archive_entries(archive) > 0
+    assert archive_entries(archive) > 0
 
     settings.DEBUG = False
     with pytest.raises(CommandError, match="DEBUG is off"):
@@ -477,6 +467,65 @@ def test_backup_then_restore_copies_every_table(tmp_path, scratch_database_url, 
     settings.DEBUG = True
     with pytest.raises(CommandError, match="holds data"):
         run("restore", str(archive), "--database-url", scratch_database_url)
+
+
+# A table whose rows cannot be loaded again: its CHECK calls a function that fails unless
+# the session says otherwise, and pg_restore's session does not. pg_dump writes table data
+# in name order, so its rows come last, after every other table was dropped, created
+# and filled again.
+RESTORE_TRAP = """
+CREATE FUNCTION public.restore_trap(n integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('restore_trap.disarmed', true) = 'yes' THEN
+        RETURN true;
+    END IF;
+    RAISE EXCEPTION 'restore trap: row % cannot be loaded', n;
+END $$;
+CREATE TABLE public.zz_restore_trap (n integer CHECK (public.restore_trap(n)));
+SET restore_trap.disarmed = 'yes';
+INSERT INTO public.zz_restore_trap VALUES (1);
+"""
+
+
+@committed_db
+def test_restore_that_fails_part_way_changes_nothing(tmp_path, scratch_databases):
+    run("seed")
+    run("backup", "--output-dir", str(tmp_path))
+    [seeded] = backups_in(tmp_path)
+    # The target: a copy of the seeded database.
+    target_url = scratch_databases()
+    run("restore", str(seeded), "--database-url", target_url, "--force")
+    # The archive: another copy with other plan names, and the trap.
+    source_url = scratch_databases()
+    run("restore", str(seeded), "--database-url", source_url, "--force")
+    source = other_database(source_url)
+    try:
+        with source.cursor() as cursor:
+            cursor.execute("UPDATE billing_plan SET name = name || ' (newer)'")
+            cursor.execute(RESTORE_TRAP)
+    finally:
+        source.close()
+    broken = tmp_path / "broken.dump"
+    pg.run(
+        [pg.pg_binary("pg_dump"), "--format=custom", "--no-owner", f"--file={broken}"],
+        libpq=pg.libpq_env_for(environ.Env.db_url_config(source_url)),
+        failure="pg_dump of the source failed",
+    )
+
+    target = other_database(target_url)
+    try:
+        before = fingerprints(target)
+        target.close()
+        with pytest.raises(CommandError, match="nothing was changed") as raised:
+            run("restore", str(broken), "--database-url", target_url, "--force")
+        after = fingerprints(target)
+    finally:
+        target.close()
+
+    assert "zz_restore_trap" in str(raised.value)
+    assert after == before
+    assert "zz_restore_trap" not in after
+    assert before["accounts_user"][0] == 4  # the seeded data is still there
 
 
 @pytest.mark.django_db
@@ -563,14 +612,7 @@ def test_check_db_unreachable_exits_1_without_traceback(tmp_path, pool_size):
         "SECRET_KEY": "test-only",
     }
     env.pop("TEST_DATABASE_NAME", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check_db"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("manage.py", "check_db", env=env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "cannot reach" in result.stderr and "No such file or directory" in result.stderr

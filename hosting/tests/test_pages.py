@@ -1,69 +1,29 @@
-"""The public pages, the dashboard and the error pages: content, markup rules, query counts."""
+"""The public pages and the error pages: content, markup rules, links, query counts, and
+the static files they load as production serves them."""
 
-from html.parser import HTMLParser
+import re
 
 import pytest
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
 from django.template.loader import render_to_string
 from django.test import Client
 
 from accounts.tests.factories import StaffFactory, UserFactory
 from billing.models import Plan
+from hosting import settings as production_settings
 from hosting import views
 from hosting.templatetags.money import cents
-from servers.tests.factories import DeploymentFactory, DomainFactory, ServerFactory
+from hosting.tests.markup import Page, assert_csp_clean, page_text, unresolved_links
+from servers.tests.factories import DeploymentFactory, ServerFactory
 
 SEEDED_SLUGS = ["basic", "pro", "premium"]
 
 # An anonymous visitor costs one query: the plans. No session cookie, so no session row.
 LANDING_QUERIES = 1
-# Logged in: session, user, then the dashboard selector's server, deployments, domains.
-DASHBOARD_QUERIES = 5
-
-
-class MarkupAudit(HTMLParser):
-    """Collects what the Content-Security-Policy would block: inline scripts, <style>
-    elements, style= and on*= attributes."""
-
-    def __init__(self):
-        super().__init__()
-        self.problems = []
-        self._in_script = False
-
-    def handle_starttag(self, tag, attrs):
-        names = [name for name, _ in attrs]
-        if tag == "script":
-            self._in_script = True
-            if "src" not in names:
-                self.problems.append("<script> without src")
-        if tag == "style":
-            self.problems.append("<style> element")
-        for name in names:
-            if name == "style":
-                self.problems.append(f"style= on <{tag}>")
-            if name.startswith("on"):
-                self.problems.append(f"{name}= on <{tag}>")
-
-    def handle_endtag(self, tag):
-        if tag == "script":
-            self._in_script = False
-
-    def handle_data(self, data):
-        if self._in_script and data.strip():
-            self.problems.append(f"inline script: {data.strip()[:40]!r}")
-
-
-def assert_csp_clean(response):
-    audit = MarkupAudit()
-    audit.feed(response.content.decode())
-    assert audit.problems == []
-
-
-def page_text(response) -> str:
-    return response.content.decode()
 
 
 def seeded_plans():
@@ -199,96 +159,6 @@ def test_cents_filter_defaults_to_usd():
     assert cents(900) == "$9.00"
 
 
-# ---- dashboard ----
-
-
-@pytest.mark.django_db
-def test_dashboard_requires_login(client):
-    response = client.get("/dashboard/")
-
-    assert response.status_code == 302
-    assert response["Location"].startswith("/accounts/login/")
-
-
-@pytest.mark.django_db
-def test_dashboard_without_server_shows_empty_state_and_plans(client):
-    client.force_login(UserFactory())
-
-    response = client.get("/dashboard/")
-
-    assert response.status_code == 200
-    html = page_text(response)
-    assert "You don't have a server yet" in html
-    assert html.count('data-testid="plan-card"') == 3
-    assert_csp_clean(response)
-
-
-@pytest.mark.django_db
-def test_dashboard_ignores_an_ended_server(client):
-    server = ServerFactory(status="deleted")
-    client.force_login(server.user)
-
-    html = page_text(client.get("/dashboard/"))
-
-    assert "You don't have a server yet" in html
-    assert server.name not in html
-
-
-@pytest.mark.django_db
-def test_dashboard_with_server_shows_it_with_deployments_and_domains(client):
-    server = ServerFactory(name="web-prod", ip_address="203.0.113.7")
-    DeploymentFactory(server=server, git_url="https://github.com/acme/shop.git", branch="release")
-    DomainFactory(server=server, name="shop.example.com", verification_status="verified")
-    client.force_login(server.user)
-
-    response = client.get("/dashboard/")
-
-    assert response.status_code == 200
-    html = page_text(response)
-    assert "web-prod" in html
-    assert '<span class="badge badge-running">Running</span>' in html
-    assert server.plan.name in html
-    assert "203.0.113.7" in html
-    assert f'href="/servers/{server.uuid}/"' in html
-    assert "https://github.com/acme/shop.git" in html
-    assert "release" in html
-    assert '<span class="badge badge-success">Succeeded</span>' in html
-    assert "shop.example.com" in html
-    assert '<span class="badge badge-verified">Verified</span>' in html
-    assert "plan-card" not in html
-    assert_csp_clean(response)
-
-
-@pytest.mark.django_db
-def test_dashboard_server_without_ip_or_history_shows_placeholders(client):
-    server = ServerFactory(status="provisioning", ip_address=None)
-    client.force_login(server.user)
-
-    html = page_text(client.get("/dashboard/"))
-
-    assert '<span class="badge badge-provisioning">Provisioning</span>' in html
-    assert "assigning…" in html
-    assert "No deployments yet" in html
-    assert "No domains yet" in html
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(("deployments", "domains"), [(0, 0), (1, 1), (5, 3), (8, 6)])
-def test_dashboard_query_count_is_pinned(client, django_assert_num_queries, deployments, domains):
-    server = ServerFactory()
-    DeploymentFactory.create_batch(deployments, server=server)
-    DomainFactory.create_batch(domains, server=server)
-    client.force_login(server.user)
-
-    with django_assert_num_queries(DASHBOARD_QUERIES):
-        response = client.get("/dashboard/")
-
-    assert response.status_code == 200
-    assert page_text(response).count("<tr>") == min(deployments, 5) + domains + (
-        (deployments > 0) + (domains > 0)  # header rows
-    )
-
-
 # ---- error pages ----
 
 
@@ -393,31 +263,79 @@ def test_logged_in_pages_have_no_inline_script_or_style(client):
         assert_csp_clean(client.get(url))
 
 
-def test_markup_audit_catches_what_the_csp_blocks():
-    audit = MarkupAudit()
-    audit.feed(
+def test_markup_check_catches_what_the_csp_blocks():
+    page = Page(
         '<script>alert(1)</script><script src="/x.js"></script><p style="color:red">'
         '<button onclick="x()">x</button><style>p{}</style>'
     )
-    assert len(audit.problems) == 5
+    assert len(page.csp_problems) == 5
+
+
+# ---- links ----
 
 
 @pytest.mark.django_db
-def test_dashboard_says_when_the_last_server_could_not_be_built(client):
-    server = ServerFactory(status="failed", name="basic-0badf00d")
-    client.force_login(server.user)
+@pytest.mark.parametrize("url", ["/", "/pricing/"])
+@pytest.mark.parametrize("visitor", ["anonymous", "customer", "staff"])
+def test_every_link_on_the_public_pages_leads_to_a_route(client, url, visitor):
+    if visitor != "anonymous":
+        client.force_login(StaffFactory() if visitor == "staff" else UserFactory())
 
-    html = page_text(client.get("/dashboard/"))
+    response = client.get(url)
 
-    assert "We could not build your server basic-0badf00d" in html
-    assert f'href="/servers/{server.uuid}/"' in html
-    assert html.count('data-testid="plan-card"') == 3  # and they may buy again
+    assert response.status_code == 200
+    page = Page.of(response)
+    links = page.links(url)
+    assert "/billing/checkout/basic/" in links and "/pricing/" in links  # the check sees them
+    assert unresolved_links(page, url) == []
+
+
+def test_the_link_check_finds_dead_links_and_skips_what_is_not_ours():
+    page = Page(
+        '<a href="/no-such-page/">x</a><a href="https://example.com/nope/">x</a>'
+        '<a href="#plans">x</a><a href="mailto:a@example.com">x</a>'
+        '<link rel="stylesheet" href="/static/css/site.css"><form method="post"></form>'
+        '<form action="/nowhere/"></form><a href="relative/">x</a>'
+    )
+    assert page.links("/pricing/") == [
+        "/no-such-page/",
+        "/pricing/relative/",
+        "/pricing/",  # a form without action posts to its own page
+        "/nowhere/",
+    ]
+    dead = unresolved_links(page, "/pricing/")
+    assert dead == ["/no-such-page/", "/pricing/relative/", "/nowhere/"]
+
+
+# ---- static files as production serves them ----
 
 
 @pytest.mark.django_db
-def test_dashboard_says_nothing_of_an_older_failure_once_replaced(client):
-    failed = ServerFactory(status="failed", name="basic-0badf00d")
-    ServerFactory(user=failed.user, status="deleted")
-    client.force_login(failed.user)
+def test_collectstatic_gives_hashed_compressed_files_that_whitenoise_serves(settings, tmp_path):
+    # The root conftest switches every test to plain storage; this one puts back the
+    # production storage (hosting/settings.py) and collects into a fresh STATIC_ROOT.
+    settings.STORAGES = production_settings.STORAGES
+    settings.STATIC_ROOT = tmp_path / "staticfiles"
+    call_command("collectstatic", "--noinput", verbosity=0)
 
-    assert "could not build" not in page_text(client.get("/dashboard/"))
+    # A new client loads the middleware afresh: whitenoise indexes STATIC_ROOT then.
+    client = Client()
+    page = Page.of(client.get("/"))
+    [stylesheet] = [link["href"] for link in page.find("link", rel="stylesheet")]
+    hashed = re.fullmatch(r"/static/css/site\.([0-9a-f]{12})\.css", stylesheet)
+    assert hashed, stylesheet
+
+    response = client.get(stylesheet)
+    assert response.status_code == 200
+    served = b"".join(response.streaming_content)
+    assert served == (settings.STATIC_ROOT / "css" / f"site.{hashed[1]}.css").read_bytes()
+    assert served == (settings.BASE_DIR / "static" / "css" / "site.css").read_bytes()
+    assert "max-age=315360000" in response["Cache-Control"]
+    assert "immutable" in response["Cache-Control"]
+
+    for encoding, suffix in [("br", ".br"), ("gzip", ".gz")]:
+        compressed = settings.STATIC_ROOT / "css" / f"site.{hashed[1]}.css{suffix}"
+        assert compressed.is_file()
+        response = client.get(stylesheet, HTTP_ACCEPT_ENCODING=encoding)
+        assert response["Content-Encoding"] == encoding
+        assert b"".join(response.streaming_content) == compressed.read_bytes()

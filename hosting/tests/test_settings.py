@@ -62,7 +62,7 @@ def test_pool_can_be_turned_off():
 
 
 def test_without_database_url_the_local_cluster_is_used():
-    from hosting import localdb
+    from hosting.database import localdb
 
     db = settings_for()["db"]
     assert db["HOST"] == str(localdb.data_dir())

@@ -4,14 +4,13 @@ Used by `make run` and `make test` when DATABASE_URL is unset: the cluster is cr
 first use, listens only on a Unix socket (no TCP port to collide with), and runs as the
 `postgres` user when we are root, because PostgreSQL refuses to run as root.
 
-    python -m hosting.localdb start|stop|status|url
+    python -m hosting.database.localdb start|stop|status|url
 
 Only the standard library is used, so this runs before Django is configured.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import shutil
@@ -20,7 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from hosting.database import programs
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "hosting"
 DB_USER = "postgres"
 # A Unix socket path must fit in 107 bytes; leave room for "/.s.PGSQL.5432".
@@ -55,18 +56,6 @@ def url() -> str:
     return f"postgresql://{DB_USER}@/{data_dir()}/{DB_NAME}"
 
 
-def _bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    # The newest major version: compare numerically, so 15 beats 9.6.
-    candidates = sorted(
-        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-        key=lambda path: [int(n) for n in Path(path).parts[-3].split(".") if n.isdigit()],
-    )
-    return candidates[-1] if candidates else None
-
-
 def _install_hint() -> str:
     if Path("/etc/debian_version").exists():
         return "sudo apt-get install -y postgresql"
@@ -78,14 +67,14 @@ def _install_hint() -> str:
 
 
 def ensure_binaries() -> None:
-    if _bin("initdb") and _bin("pg_ctl"):
+    if programs.find("initdb") and programs.find("pg_ctl"):
         return
     if _is_root() and Path("/etc/debian_version").exists():
         print("PostgreSQL server binaries missing: installing them with apt-get", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
-        if _bin("initdb") and _bin("pg_ctl"):
+        if programs.find("initdb") and programs.find("pg_ctl"):
             return
     sys.exit(
         f"PostgreSQL server binaries (initdb, pg_ctl) not found. Install them:\n  {_install_hint()}"
@@ -102,7 +91,7 @@ def _as_owner(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 def _psql(sql: str) -> str:
     result = subprocess.run(
         [
-            _bin("psql") or "psql",
+            programs.find("psql") or "psql",
             "-h",
             str(data_dir()),
             "-U",
@@ -128,7 +117,7 @@ def _initdb() -> None:
     print(f"Creating a local PostgreSQL cluster in {cluster}", flush=True)
     _as_owner(
         [
-            _bin("initdb"),
+            programs.find("initdb"),
             "-D",
             str(data_dir()),
             "-U",
@@ -155,10 +144,8 @@ def _initdb() -> None:
 def is_running() -> bool:
     if not (data_dir() / "PG_VERSION").exists():
         return False
-    return (
-        _as_owner([_bin("pg_ctl"), "-D", str(data_dir()), "status"], capture_output=True).returncode
-        == 0
-    )
+    pg_ctl = programs.find("pg_ctl")
+    return _as_owner([pg_ctl, "-D", str(data_dir()), "status"], capture_output=True).returncode == 0
 
 
 def start() -> None:
@@ -170,8 +157,9 @@ def start() -> None:
         _initdb()
     if not is_running():
         log = cluster_dir() / "postgres.log"
+        pg_ctl = programs.find("pg_ctl")
         _as_owner(
-            [_bin("pg_ctl"), "-D", str(data_dir()), "-l", str(log), "-w", "-t", "60", "start"],
+            [pg_ctl, "-D", str(data_dir()), "-l", str(log), "-w", "-t", "60", "start"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -183,7 +171,7 @@ def start() -> None:
 def stop() -> None:
     if is_running():
         _as_owner(
-            [_bin("pg_ctl"), "-D", str(data_dir()), "-m", "fast", "-w", "stop"],
+            [programs.find("pg_ctl"), "-D", str(data_dir()), "-m", "fast", "-w", "stop"],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -213,7 +201,7 @@ def main(argv: list[str]) -> None:
         "status": lambda: print("running" if is_running() else "stopped"),
     }
     if len(argv) != 1 or argv[0] not in commands:
-        sys.exit(f"usage: python -m hosting.localdb {{{'|'.join(commands)}}}")
+        sys.exit(f"usage: python -m hosting.database.localdb {{{'|'.join(commands)}}}")
     commands[argv[0]]()
 
 

@@ -1,5 +1,5 @@
 """Running PostgreSQL's client programs (pg_dump, pg_restore, psql) against the databases
-Django knows about.
+Django knows about, and saying which database that is.
 
 The connection parameters come from Django's own `get_connection_params()`, so what a
 subprocess connects to is exactly what the ORM connects to: a Unix-socket directory in
@@ -11,15 +11,13 @@ where `ps` would show a password to every user of the host.
 from __future__ import annotations
 
 import copy
-import glob
 import os
-import re
-import shutil
 import subprocess
-from pathlib import Path
 
 from django.db import connections
 from django.db.utils import ConnectionHandler, load_backend
+
+from hosting.database import programs
 
 POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2")
 
@@ -60,11 +58,16 @@ LIBPQ_ENV_VARS = {
     "load_balance_hosts": "PGLOADBALANCEHOSTS",
 }
 
-SERVER_BIN_GLOB = "/usr/lib/postgresql/*/bin"
-
 
 class PgError(Exception):
-    """A client program is missing or a database is not PostgreSQL."""
+    """A database operation cannot be done: a client program is missing or fails, a
+    database is not PostgreSQL or cannot be reached, a target refuses to be replaced. The
+    message is one line, safe to show (never a password)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (libpq's span several), or its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def database_wrapper(settings_dict: dict, alias: str = "pg-subprocess"):
@@ -112,34 +115,24 @@ def subprocess_env(libpq: dict[str, str]) -> dict[str, str]:
 
 
 def describe(libpq: dict[str, str]) -> str:
-    """`database "x" on host:port` for messages; never the password."""
+    """`database "x" on host:port as user` for messages; never the password."""
     host = libpq.get("PGHOST") or libpq.get("PGHOSTADDR") or "the default socket"
     port = libpq.get("PGPORT")
     where = f"{host}:{port}" if port else host
-    return f'database "{libpq.get("PGDATABASE", "?")}" on {where}'
-
-
-def _version_key(directory: str) -> tuple[int, ...]:
-    # /usr/lib/postgresql/15/bin -> (15,); "9.6" -> (9, 6): numeric, so 15 beats 9.6.
-    version = Path(directory).parent.name
-    return tuple(int(part) for part in re.findall(r"\d+", version)) or (0,)
+    user = f" as {libpq['PGUSER']}" if libpq.get("PGUSER") else ""
+    return f'database "{libpq.get("PGDATABASE", "?")}" on {where}{user}'
 
 
 def pg_binary(name: str) -> str:
-    """The path of a PostgreSQL client program: from PATH (on Debian that is
-    pg_wrapper, which picks the right version), else the newest
-    /usr/lib/postgresql/<version>/bin. Raises PgError when there is none."""
-    found = shutil.which(name)
-    if found:
-        return found
-    for directory in sorted(glob.glob(SERVER_BIN_GLOB), key=_version_key, reverse=True):
-        candidate = Path(directory) / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise PgError(
-        f"{name} not found on PATH or in {SERVER_BIN_GLOB}; install the PostgreSQL client "
-        "programs (Debian: apt-get install postgresql-client)"
-    )
+    """The path of a PostgreSQL client program (see `programs.find`). Raises PgError
+    when there is none."""
+    path = programs.find(name)
+    if path is None:
+        raise PgError(
+            f"{name} not found on PATH or in {programs.SERVER_BIN_GLOB}; install the "
+            "PostgreSQL client programs (Debian: apt-get install postgresql-client)"
+        )
+    return path
 
 
 def stderr_tail(stderr: str | bytes | None, lines: int = 3, width: int = 400) -> str:
@@ -167,19 +160,3 @@ def run(command: list[str], *, failure: str, libpq: dict[str, str] | None = None
             f"{stderr_tail(result.stderr) or 'no error output'}"
         )
     return result
-
-
-def archive_entries(path: str | os.PathLike) -> int:
-    """The number of table-of-contents entries of a pg_dump archive, read with
-    `pg_restore --list`. Raises PgError when it cannot be read or lists nothing."""
-    result = run(
-        [pg_binary("pg_restore"), "--list", str(path)],
-        failure=f"pg_restore --list cannot read {path}",
-    )
-    # The listing's header and comments start with ';'.
-    entries = sum(
-        1 for line in result.stdout.splitlines() if line.strip() and not line.startswith(";")
-    )
-    if not entries:
-        raise PgError(f"{path} has an empty table of contents")
-    return entries
