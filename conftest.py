@@ -75,6 +75,15 @@ def _empty_job_queue(request):
     empty()
 
 
+@pytest.fixture
+def stripe_api(settings):
+    """Stripe faked at the HTTP layer (billing/tests/stripe_fakes.py); STRIPE_SECRET_KEY set."""
+    from billing.tests.stripe_fakes import fake_stripe
+
+    with fake_stripe(settings) as api:
+        yield api
+
+
 def chromium_path() -> str | None:
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)

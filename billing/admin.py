@@ -1,10 +1,17 @@
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
+from django.template.defaultfilters import pluralize
 
 from billing import services, webhooks
 from billing.gateways import GatewayError
 from billing.models import Payment, PaymentStatus, Plan, StripeEvent
+from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
+
+
+def _refund_line(payment) -> str:
+    server = getattr(payment, "server", None)
+    where = f"server {server.name} ({server.get_status_display()})" if server else "no server"
+    return f"{payment.amount_display} from {payment.user.email} for {payment.plan.name}: {where}"
 
 
 @admin.register(Plan)
@@ -109,19 +116,29 @@ class PaymentAdmin(admin.ModelAdmin):
         deletes the server and destroys its droplet."""
         payments = list(queryset.select_related("user", "plan", "server"))
         refundable = [p for p in payments if p.status == PaymentStatus.SUCCEEDED]
-        if request.POST.get("confirm") != "yes":
-            return TemplateResponse(
+        if not confirmed(request):
+            n = len(refundable)
+            return confirmation_page(
+                self,
                 request,
-                "admin/billing/payment/refund_confirmation.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": "Refund and delete server?",
-                    "opts": self.model._meta,
-                    "payments": payments,
-                    "refundable": refundable,
-                    "skipped": [p for p in payments if p not in refundable],
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-                },
+                queryset,
+                action="refund_and_delete_server",
+                title="Refund and delete server?",
+                warning=(
+                    "Each payment below is refunded in full through Stripe, its server is "
+                    "marked deleted and its droplet destroyed (data on it is lost), its "
+                    "subscription is cancelled, and the customer is emailed. This cannot "
+                    "be undone."
+                ),
+                confirm_label=(
+                    f"Yes, refund {n} payment{pluralize(n)} and delete the server{pluralize(n)}"
+                ),
+                items=[_refund_line(p) for p in refundable],
+                skipped=[
+                    f"{p} from {p.user.email} (only paid payments are refunded)"
+                    for p in payments
+                    if p not in refundable
+                ],
             )
         # Every selected payment gets an answer: one may have been refunded (or found not
         # paid) by someone else since the confirmation page was drawn.
@@ -144,11 +161,14 @@ class PaymentAdmin(admin.ModelAdmin):
         return None
 
     def get_readonly_fields(self, request, obj=None):
-        # A payment becomes paid or refunded only through the billing flows, which set
-        # paid_at / refunded_at and the server in the same transaction.
+        # A payment changes only through the billing flows (paid, refunded: with its
+        # server, in one transaction), never by editing it here.
         if obj is not None:
-            return (*self.readonly_fields, "status")
+            return (*self.readonly_fields, "user", "plan", "amount_cents", "currency", "status")
         return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # money history stays
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "status":  # only on add; see get_readonly_fields

@@ -1,7 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.defaultfilters import pluralize
 
+from billing import services as billing_services
+from billing.gateways import GatewayError
+from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
-from servers.models import Deployment, Domain, Server, ServerEvent
+from servers import services
+from servers.models import ENDED_SERVER_STATUSES, Deployment, Domain, Server, ServerEvent
 from support.models import Ticket
 
 
@@ -29,6 +34,10 @@ class DomainInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
+    """Servers come from payments and change only through their flows: every field that
+    has consequences (status, owner, plan, payment, address) is read-only here, and the
+    changes staff may make are the actions, which call the services."""
+
     list_display = ("name", "user_link", "plan", "status", "region", "ip_address", "created_at")
     list_filter = ("status", "plan", "region")
     search_fields = ("name", "user__email", "ip_address", "provider_id", "uuid")
@@ -56,15 +65,95 @@ class ServerAdmin(admin.ModelAdmin):
         ("Record", {"fields": ("uuid", "created_at", "updated_at")}),
     )
     readonly_fields = (
+        "user",
+        "plan",
+        "payment",
         "payment_link",
+        "status",
+        "region",
         "related",
         "provider_id",
+        "ip_address",
+        "ssh_username",
         "ssh_host_key",
         "uuid",
         "created_at",
         "updated_at",
     )
     inlines = (ServerEventInline, DeploymentInline, DomainInline)
+    actions = ("refund_and_delete", "delete_without_refund")
+
+    def has_add_permission(self, request):
+        return False  # a server exists because a payment went through
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # rows stay; a destroyed server is `deleted`
+
+    @admin.action(description="Refund and delete server", permissions=["change"])
+    def refund_and_delete(self, request, queryset):
+        servers = list(queryset.select_related("user", "payment"))
+        paid = [s for s in servers if s.payment is not None and s.payment.is_paid]
+        if not confirmed(request):
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="refund_and_delete",
+                title="Refund and delete server?",
+                warning=(
+                    "Each server below is deleted and its droplet destroyed (data on it is "
+                    "lost); its payment is refunded in full through Stripe and the customer "
+                    "is emailed. This cannot be undone."
+                ),
+                confirm_label=f"Yes, refund and delete {len(paid)} server{pluralize(paid)}",
+                items=[f"{s.name} of {s.user.email}: {s.payment.amount_display}" for s in paid],
+                skipped=[f"{s.name}: no paid payment to refund" for s in servers if s not in paid],
+            )
+        for server in servers:
+            if server not in paid:
+                self.message_user(request, f"{server.name}: no paid payment.", messages.WARNING)
+                continue
+            try:
+                billing_services.payment_refund(
+                    payment_id=server.payment_id,
+                    kind=billing_services.RefundKind.STAFF,
+                    reason="Refunded by our staff.",
+                    actor=request.user,
+                    request=request,
+                )
+            except (GatewayError, billing_services.RefundRefused) as exc:
+                self.message_user(request, f"{server.name}: not refunded: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{server.name}: refunded and deleted.")
+
+    @admin.action(description="Delete server without refund", permissions=["change"])
+    def delete_without_refund(self, request, queryset):
+        servers = list(queryset.select_related("user"))
+        live = [s for s in servers if s.status not in ENDED_SERVER_STATUSES]
+        if not confirmed(request):
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="delete_without_refund",
+                title="Delete server without refund?",
+                warning=(
+                    "Each server below is deleted and its droplet destroyed: the data on it "
+                    "is lost and nothing is refunded. This cannot be undone."
+                ),
+                confirm_label=f"Yes, delete {len(live)} server{pluralize(live)}",
+                items=[f"{s.name} of {s.user.email} ({s.get_status_display()})" for s in live],
+                skipped=[
+                    f"{s.name}: already {s.get_status_display()}" for s in servers if s not in live
+                ],
+            )
+        for server in servers:
+            if services.server_delete_by_staff(
+                server_id=server.pk, actor=request.user, request=request
+            ):
+                self.message_user(request, f"{server.name}: deleted.")
+            else:
+                self.message_user(request, f"{server.name}: had already ended.", messages.WARNING)
 
     user_link = link_column("user", "user__email")
     payment_link = link_column("payment", description="payment record")
@@ -83,7 +172,9 @@ class ServerRowMixin:
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(ServerRowMixin, admin.ModelAdmin):
+class DeploymentAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
+    """Deployments are made and finished by their jobs: staff look, they do not edit."""
+
     list_display = (
         "created_at",
         "server_link",
@@ -118,7 +209,9 @@ class DeploymentAdmin(ServerRowMixin, admin.ModelAdmin):
 
 
 @admin.register(Domain)
-class DomainAdmin(ServerRowMixin, admin.ModelAdmin):
+class DomainAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
+    """Domains are verified and certified by their checks: staff look, they do not edit."""
+
     list_display = (
         "name",
         "server_link",

@@ -245,6 +245,30 @@ def server_delete(*, server: Server, reason: str) -> bool:
     return True
 
 
+def server_delete_by_staff(*, server_id: int, actor, request=None) -> bool:
+    """Staff delete a server without refunding it (abuse, say): the server is marked
+    deleted, its droplet destroyed, and the audit trail says who did it. False when it
+    had already ended."""
+    from accounts.models import AuditAction
+    from accounts.services import audit_event_record
+    from billing.models import Payment
+
+    with transaction.atomic():
+        server = Server.objects.get(pk=server_id)
+        if server.payment_id is not None:  # payment first, then server: the lock order
+            Payment.objects.select_for_update().get(pk=server.payment_id)
+        deleted = server_delete(server=server, reason="Deleted by our staff.")
+        if deleted:
+            audit_event_record(
+                action=AuditAction.STAFF_ACTION,
+                actor=actor,
+                request=request,
+                target=server,
+                metadata={"action": "server_delete", "refunded": False},
+            )
+    return deleted
+
+
 def droplet_destroy_for(*, server_id: int) -> bool:
     """Destroy the droplet of an ended server, found by id or, when none was recorded, by
     its tag. True when something was destroyed."""

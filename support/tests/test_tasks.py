@@ -1,8 +1,10 @@
 import pytest
+from django.db import transaction
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from accounts.tests.factories import UserFactory
 from hosting.testing import run_python, subprocess_env
+from support.models import Ticket
 from support.services import ticket_create
 
 
@@ -32,9 +34,28 @@ def test_worker_process_runs_the_task_against_postgresql():
     assert job.status == "succeeded"
 
 
+def notify_jobs():
+    return ProcrastinateJob.objects.filter(task_name="support.tasks.ticket_notify_staff")
+
+
 @pytest.mark.django_db
-def test_no_job_is_enqueued_when_the_transaction_rolls_back(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        ticket_create(user=UserFactory(), subject="s", description="d")
-    assert len(callbacks) == 1
-    assert not ProcrastinateJob.objects.exists()  # nothing enqueued before commit
+def test_the_job_is_written_in_the_tickets_transaction():
+    """DESIGN, convention 2: deferred inside the transaction, not after its commit."""
+    with transaction.atomic():
+        ticket = ticket_create(user=UserFactory(), subject="s", description="d")
+        # Still inside the caller's transaction: nothing has been committed yet.
+        assert list(notify_jobs().values_list("args", flat=True)) == [{"ticket_id": ticket.pk}]
+
+
+@pytest.mark.django_db
+def test_the_job_rolls_back_with_its_transaction():
+    """A ticket that is rolled back leaves no job behind (and a job written on another
+    connection, or after commit, would fail one of these two tests)."""
+    user = UserFactory()
+    with pytest.raises(RuntimeError, match="the caller fails after the ticket"):
+        with transaction.atomic():
+            ticket_create(user=user, subject="s", description="d")
+            assert notify_jobs().count() == 1
+            raise RuntimeError("the caller fails after the ticket")
+    assert not Ticket.objects.filter(user=user).exists()
+    assert not notify_jobs().exists()
