@@ -81,13 +81,25 @@ class ServerAdmin(admin.ModelAdmin):
         "updated_at",
     )
     inlines = (ServerEventInline, DeploymentInline, DomainInline)
-    actions = ("refund_and_delete", "delete_without_refund")
+    actions = ("provision_again", "refund_and_delete", "delete_without_refund")
 
     def has_add_permission(self, request):
         return False  # a server exists because a payment went through
 
     def has_delete_permission(self, request, obj=None):
         return False  # rows stay; a destroyed server is `deleted`
+
+    @admin.action(description="Provision again (stuck servers)", permissions=["change"])
+    def provision_again(self, request, queryset):
+        for server in queryset:
+            if services.server_provision_retry(
+                server_id=server.pk, actor=request.user, request=request
+            ):
+                self.message_user(request, f"{server.name}: provisioning job started again.")
+            else:
+                self.message_user(
+                    request, f"{server.name}: not provisioning; left alone.", messages.WARNING
+                )
 
     @admin.action(description="Refund and delete server", permissions=["change"])
     def refund_and_delete(self, request, queryset):

@@ -269,6 +269,29 @@ def server_delete_by_staff(*, server_id: int, actor, request=None) -> bool:
     return deleted
 
 
+def server_provision_retry(*, server_id: int, actor, request=None) -> bool:
+    """Staff start the provisioning job again for a server stuck in `provisioning` (its
+    job lost or failed): safe, as the job adopts a droplet it already made. Audited.
+    False for a server in any other state."""
+    from accounts.models import AuditAction
+    from accounts.services import audit_event_record
+    from servers.tasks import server_provision
+
+    with transaction.atomic():
+        server = Server.objects.select_for_update().get(pk=server_id)
+        if server.status != Server.Status.PROVISIONING:
+            return False
+        defer(server_provision, lock=server_lock(server.pk), server_id=server.pk)
+        audit_event_record(
+            action=AuditAction.STAFF_ACTION,
+            actor=actor,
+            request=request,
+            target=server,
+            metadata={"action": "server_provision_retry"},
+        )
+    return True
+
+
 def droplet_destroy_for(*, server_id: int) -> bool:
     """Destroy the droplet of an ended server, found by id or, when none was recorded, by
     its tag. True when something was destroyed."""

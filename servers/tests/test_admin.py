@@ -109,6 +109,22 @@ def test_delete_without_refund_deletes_destroys_and_audits(client, staff, server
     assert AuditEvent.objects.filter(action=AuditEvent.Action.STAFF_ACTION).count() == 1
 
 
+def test_provision_again_restarts_the_job_of_a_stuck_server_only(client, staff, server):
+    stuck = ServerFactory(status=Server.Status.PROVISIONING, provider_id="")
+
+    act(client, "provision_again", stuck, server)
+
+    jobs = ProcrastinateJob.objects.filter(task_name="servers.tasks.server_provision")
+    assert list(jobs.values_list("args", "lock")) == [
+        ({"server_id": stuck.pk}, f"server:{stuck.pk}")
+    ]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.STAFF_ACTION)
+    assert (event.target_id, event.metadata) == (
+        str(stuck.pk),
+        {"action": "server_provision_retry"},
+    )
+
+
 def test_refund_and_delete_from_the_server_list(client, staff, server, stripe_api):
     stripe_api.reply("POST", "/v1/refunds", stripe_object("refund", id="re_staff_1"))
 
