@@ -76,6 +76,17 @@ def _empty_job_queue(request):
 
 
 @pytest.fixture
+def staff(client, settings):
+    """A staff member signed in on `client`, in an admin that does not ask for two-factor."""
+    from accounts.tests.factories import StaffFactory
+
+    settings.STAFF_REQUIRE_MFA = False
+    member = StaffFactory()
+    client.force_login(member)
+    return member
+
+
+@pytest.fixture
 def stripe_api(settings):
     """Stripe faked at the HTTP layer (billing/tests/stripe_fakes.py); STRIPE_SECRET_KEY set."""
     from billing.tests.stripe_fakes import fake_stripe

@@ -8,6 +8,26 @@ from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
 
 
+def refund_as_staff(modeladmin, request, payment, *, label: str) -> None:
+    """Refund `payment` for the staff member signed in, and say how it went."""
+    try:
+        refunded = services.payment_refund(
+            payment_id=payment.pk,
+            kind=services.RefundKind.STAFF,
+            reason="Refunded by our staff.",
+            actor=request.user,
+            request=request,
+        )
+    except (GatewayError, services.RefundRefused) as exc:
+        modeladmin.message_user(request, f"{label}: not refunded: {exc}", messages.ERROR)
+        return
+    if refunded:
+        message = f"{label}: refunded {payment.amount_display} to {payment.user.email}."
+        modeladmin.message_user(request, message)
+    else:
+        modeladmin.message_user(request, f"{label}: already refunded.", messages.WARNING)
+
+
 def _refund_line(payment) -> str:
     server = getattr(payment, "server", None)
     where = f"server {server.name} ({server.get_status_display()})" if server else "no server"
@@ -143,21 +163,7 @@ class PaymentAdmin(admin.ModelAdmin):
         # Every selected payment gets an answer: one may have been refunded (or found not
         # paid) by someone else since the confirmation page was drawn.
         for payment in payments:
-            try:
-                refunded = services.payment_refund(
-                    payment_id=payment.pk,
-                    kind=services.RefundKind.STAFF,
-                    reason="Refunded by our staff.",
-                    actor=request.user,
-                    request=request,
-                )
-            except (GatewayError, services.RefundRefused) as exc:
-                self.message_user(request, f"{payment}: not refunded: {exc}", messages.ERROR)
-                continue
-            if refunded:
-                self.message_user(request, f"Refunded {payment.amount_display} to {payment.user}.")
-            else:
-                self.message_user(request, f"{payment}: already refunded.", messages.WARNING)
+            refund_as_staff(self, request, payment, label=str(payment))
         return None
 
     def get_readonly_fields(self, request, obj=None):

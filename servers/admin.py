@@ -1,8 +1,7 @@
 from django.contrib import admin, messages
 from django.template.defaultfilters import pluralize
 
-from billing import services as billing_services
-from billing.gateways import GatewayError
+from billing.admin import refund_as_staff
 from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
 from servers import services
@@ -125,18 +124,7 @@ class ServerAdmin(admin.ModelAdmin):
             if server not in paid:
                 self.message_user(request, f"{server.name}: no paid payment.", messages.WARNING)
                 continue
-            try:
-                billing_services.payment_refund(
-                    payment_id=server.payment_id,
-                    kind=billing_services.RefundKind.STAFF,
-                    reason="Refunded by our staff.",
-                    actor=request.user,
-                    request=request,
-                )
-            except (GatewayError, billing_services.RefundRefused) as exc:
-                self.message_user(request, f"{server.name}: not refunded: {exc}", messages.ERROR)
-            else:
-                self.message_user(request, f"{server.name}: refunded and deleted.")
+            refund_as_staff(self, request, server.payment, label=server.name)
 
     @admin.action(description="Delete server without refund", permissions=["change"])
     def delete_without_refund(self, request, queryset):

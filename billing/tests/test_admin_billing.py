@@ -31,13 +31,6 @@ def _admin_without_mfa(settings):
 
 
 @pytest.fixture
-def staff(client):
-    member = StaffFactory()
-    client.force_login(member)
-    return member
-
-
-@pytest.fixture
 def paid():
     payment = PaymentFactory(
         stripe_payment_intent_id="pi_paid_1",
@@ -92,7 +85,7 @@ def test_confirmed_refund_goes_through_stripe_and_deletes_the_server(
     response = refund_action(client, paid, confirm=True)
 
     assert response.status_code == 302
-    assert messages_of(response) == [f"Refunded $9.00 to {paid.user}."]
+    assert messages_of(response) == [f"{paid}: refunded $9.00 to {paid.user.email}."]
     (call,) = stripe_api.calls("POST", REFUNDS)
     assert form(call) == {"payment_intent": ["pi_paid_1"]}
     assert call.request.headers["Idempotency-Key"] == f"refund-{paid.uuid}"

@@ -7,7 +7,6 @@ from django.contrib.messages import get_messages
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from accounts.models import AuditEvent
-from accounts.tests.factories import StaffFactory
 from billing.models import Payment
 from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_fakes import stripe_object
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _admin_without_mfa(settings):
     settings.STAFF_REQUIRE_MFA = False
-
-
-@pytest.fixture
-def staff(client):
-    member = StaffFactory()
-    client.force_login(member)
-    return member
 
 
 @pytest.fixture

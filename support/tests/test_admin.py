@@ -5,7 +5,6 @@ edited."""
 import pytest
 
 from accounts.models import AuditEvent
-from accounts.tests.factories import StaffFactory
 from hosting.admin_links import admin_url
 from support.models import Ticket, TicketMessage
 from support.tests.factories import TicketFactory, TicketMessageFactory
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _admin_without_mfa(settings):
     settings.STAFF_REQUIRE_MFA = False
-
-
-@pytest.fixture
-def staff(client):
-    member = StaffFactory()
-    client.force_login(member)
-    return member
 
 
 def act(client, action, *tickets):
