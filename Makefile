@@ -46,9 +46,13 @@ run: db
 test: $(VENV)/.installed-dev db browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The shell scripts the project ships: the deploy script runs on customers' servers.
+SHELL_SCRIPTS := $(wildcard servers/runners/*.sh) .ci/run
+
 lint: $(VENV)/.installed-dev db
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	shellcheck $(SHELL_SCRIPTS)
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: $(VENV)/.installed-dev

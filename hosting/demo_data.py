@@ -150,6 +150,7 @@ DEPLOYMENTS = [
         "branch": "main",
         "commit": "8b1e0d4a9c7f6e5d4c3b2a1908f7e6d5c4b3a291",
         "status": Deployment.Status.FAILED,
+        "failure_reason": "The deployment script exited with status 1.",
         "age": 2,
         "duration": 31,
         "output": (
@@ -169,8 +170,10 @@ DEPLOYMENTS = [
         "git_url": ALICE_REPO,
         "branch": "main",
         "commit": "c47a9e25b18d3f06e7a2c9b4d5e6f7081a2b3c4d",
-        "status": Deployment.Status.IN_PROGRESS,
-        "age": 0.002,
+        "status": Deployment.Status.FAILED,
+        "failure_reason": "Cancelled by you.",
+        "age": 0.5,
+        "duration": 22,
         "output": (
             "$ git fetch origin main && git reset --hard origin/main\n"
             "HEAD is now at c47a9e2 Pin vite-plugin-legacy to a compatible release\n"

@@ -230,6 +230,8 @@ PANEL_SSH_KEY_FILE = env("PANEL_SSH_KEY_FILE", default="")
 # that fail on purpose (create, get, power, destroy) to show the failure paths.
 SIMULATED_PROVIDER_BOOT_SECONDS = env.float("SIMULATED_PROVIDER_BOOT_SECONDS", default=5.0)
 SIMULATED_PROVIDER_FAILURES = env.list("SIMULATED_PROVIDER_FAILURES", default=[])
+# Seconds a simulated power action (start, shutdown, reboot) stays in progress.
+SIMULATED_PROVIDER_ACTION_SECONDS = env.float("SIMULATED_PROVIDER_ACTION_SECONDS", default=3.0)
 
 # Provisioning: attempts per job before giving up (server failed, payment refunded), the
 # first retry's wait (doubling each time), how often to look at a booting droplet, and
@@ -238,6 +240,34 @@ PROVISION_ATTEMPTS = env.int("PROVISION_ATTEMPTS", default=5)
 PROVISION_RETRY_SECONDS = env.float("PROVISION_RETRY_SECONDS", default=5.0)
 PROVISION_POLL_SECONDS = env.float("PROVISION_POLL_SECONDS", default=2.0)
 PROVISION_TIMEOUT = env.int("PROVISION_TIMEOUT", default=30 * 60)
+
+# Power actions and password resets: how often the provider's action is looked at, how
+# long a graceful shutdown may take before the power is cut, and how long any action may
+# stay in progress before it is failed (so a button is never stuck "in progress").
+POWER_POLL_SECONDS = env.float("POWER_POLL_SECONDS", default=2.0)
+STOP_GRACE_SECONDS = env.int("STOP_GRACE_SECONDS", default=60)
+SERVER_ACTION_TIMEOUT = env.int("SERVER_ACTION_TIMEOUT", default=10 * 60)
+
+# Jobs the worker runs at once: a deployment holds one for up to DEPLOY_TIMEOUT, so a
+# single slot would make every mail and provisioning wait behind it. Each running job
+# holds a database connection: keep it below DB_POOL_MAX_SIZE.
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
+PROCRASTINATE_WORKER_DEFAULTS = {"concurrency": WORKER_CONCURRENCY}
+
+# Deployments: the SSH port of our servers, the directory the code goes to on the server,
+# and the longest one deployment may run before it is stopped and failed.
+SERVER_SSH_PORT = env.int("SERVER_SSH_PORT", default=22)
+SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=15.0)
+DEPLOY_APP_DIR = env("DEPLOY_APP_DIR", default="/srv/app")
+DEPLOY_TIMEOUT = env.int("DEPLOY_TIMEOUT", default=15 * 60)
+# Where deployments to simulated servers clone to (one directory per server).
+DEPLOY_WORKSPACE_DIR = Path(
+    env("DEPLOY_WORKSPACE_DIR", default=str(BASE_DIR / "var" / "workspaces"))
+)
+# "ssh", "local", or empty: SSH for real servers, a local workspace for simulated ones.
+SERVER_RUNNER = ""
+# Tests only: also accept file:// git URLs (a local bare repository served by the test).
+DEPLOY_ALLOW_LOCAL_GIT_URLS = False
 
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
 
@@ -263,6 +293,8 @@ LOGGING = {
         # runserver's request lines, through the same redacting handler.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+        # asyncssh logs every connection, channel and command at INFO.
+        "asyncssh": {"level": "WARNING"},
     },
 }
 CSRF_FAILURE_VIEW = "hosting.views.csrf_failure"

@@ -64,6 +64,9 @@ def run_jobs(*, until=None, timeout: float = 30.0) -> None:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 pool.submit(
                     worker_app.run_worker,
+                    # One job at a time: with several, a slot that finds the queue empty
+                    # can end the pass while another slot's job is deferring the next one.
+                    concurrency=1,
                     wait=False,
                     install_signal_handlers=False,
                     listen_notify=False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.template.loader import render_to_string
 
 CADDYFILE_TEMPLATE = "servers/Caddyfile"
@@ -56,9 +57,10 @@ def user_data(
             "ed25519_private": host_private_key,
             "ed25519_public": host_public_key,
         },
-        # Ubuntu 24.04 has caddy in universe.
+        # Ubuntu 24.04 has caddy, docker.io and docker-compose-v2 in its archive:
+        # deployments build and run the customer's app with docker (compose).
         "package_update": True,
-        "packages": ["caddy"],
+        "packages": ["caddy", "docker.io", "docker-compose-v2"],
         "write_files": [
             {
                 "path": "/etc/caddy/Caddyfile",
@@ -70,8 +72,19 @@ def user_data(
                 "defer": True,
             }
         ],
-        # The package started caddy with its default site before our file was written.
-        "runcmd": [["systemctl", "reload-or-restart", "caddy"]],
+        # runcmd runs after the packages are installed.
+        "runcmd": [
+            # The package started caddy with its default site before our file was written.
+            ["systemctl", "reload-or-restart", "caddy"],
+            # Deployments run docker as the login user, without sudo's password. (The
+            # docker group is as good as root, so the panel key now reaches root through
+            # it.) Added here, not in `groups` above: the user exists before the package
+            # creates the group, and a group cloud-init made first would not be the
+            # system group the package expects.
+            ["usermod", "--append", "--groups", "docker", username],
+            # Where deployments check the code out, the user's own.
+            ["install", "-d", "-o", username, "-g", username, settings.DEPLOY_APP_DIR],
+        ],
     }
     # indent: PyYAML (cloud-init's parser) wants a space after ":" in flow mappings.
     return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"

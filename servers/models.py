@@ -92,6 +92,14 @@ class ServerEventKind(models.TextChoices):
     REFUND_ISSUED = "refund_issued", "Refund issued"
     DELETED = "deleted", "Deleted"
     DESTROYED = "destroyed", "Server destroyed"
+    ACTION_REQUESTED = "action_requested", "Requested"
+    STARTED = "started", "Started"
+    STOPPED = "stopped", "Stopped"
+    REBOOTED = "rebooted", "Rebooted"
+    ACTION_FAILED = "action_failed", "Action failed"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    DEPLOYED = "deployed", "Deployed"
+    DEPLOY_FAILED = "deploy_failed", "Deployment failed"
 
 
 class ServerEvent(models.Model):
@@ -113,6 +121,67 @@ class ServerEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.message}"
+
+
+class ServerActionKind(models.TextChoices):
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    REBOOT = "reboot", "Reboot"
+    PASSWORD_RESET = "password_reset", "Password reset"
+
+
+class ServerActionStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ServerAction(models.Model):
+    """A power action or password reset on a server, from the click to the provider's (or
+    the server's) answer. The database allows one unfinished action per server, so a second
+    click is refused rather than queued twice."""
+
+    Kind = ServerActionKind
+    Status = ServerActionStatus
+
+    server = models.ForeignKey(Server, on_delete=models.PROTECT, related_name="actions")
+    kind = models.CharField(max_length=16, choices=ServerActionKind.choices)
+    status = models.CharField(
+        max_length=16, choices=ServerActionStatus.choices, default=ServerActionStatus.IN_PROGRESS
+    )
+    # Who clicked: the customer, or a member of staff (also in the audit trail).
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The provider's action being watched (DigitalOcean's action id), once it was sent.
+    provider_action_id = models.CharField(max_length=64, blank=True, default="")
+    # A stop whose graceful shutdown did not finish in time was followed by a power cut.
+    forced = models.BooleanField(default=False)
+    # A password reset's new password, kept (encrypted) until the server has it, so a
+    # retried job sets the same one; emptied when the action ends.
+    new_password = EncryptedTextField(blank=True, default="")
+    reason = models.TextField(blank=True, help_text="Why the action failed.")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            choices_check("kind", ServerActionKind, "servers_serveraction"),
+            choices_check("status", ServerActionStatus, "servers_serveraction"),
+            models.UniqueConstraint(
+                fields=["server"],
+                condition=Q(status="in_progress"),
+                name="servers_serveraction_one_open_per_server",
+                violation_error_message="Another action is in progress on this server.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["server", "-created_at"], name="serveraction_server_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_status_display()})"
 
 
 class SimulatedPower(models.TextChoices):
@@ -146,6 +215,19 @@ class SimulatedDroplet(models.Model):
         return f"{self.name} ({self.pk})"
 
 
+class SimulatedAction(models.Model):
+    """A power action on a simulated droplet: in progress for SIMULATED_PROVIDER_ACTION_SECONDS,
+    then completed (and the droplet's power changed), as DigitalOcean's actions behave."""
+
+    droplet = models.ForeignKey(SimulatedDroplet, on_delete=models.CASCADE, related_name="actions")
+    type = models.CharField(max_length=16)  # power_on, shutdown, power_off, reboot
+    status = models.CharField(max_length=16, default="in-progress")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.type} on {self.droplet_id}: {self.status}"
+
+
 class DeploymentStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     IN_PROGRESS = "in_progress", "In progress"
@@ -163,13 +245,23 @@ class Deployment(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deployments"
     )
+    # What the customer sees: the URL with any credentials replaced by "***".
     git_url = models.CharField(max_length=500)
+    # The URL as given, only when it carries credentials (a token for a private
+    # repository): encrypted, read by the deployment job alone, never shown.
+    git_url_secret = EncryptedTextField(blank=True, default="", db_default="")
     branch = models.CharField(max_length=255, default="main")
+    subdirectory = models.CharField(max_length=255, blank=True, default="", db_default="")
     commit = models.CharField(max_length=64, blank=True)
     status = models.CharField(
         max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.PENDING
     )
-    output = models.TextField(blank=True)
+    # One line the customer reads above the log when the deployment failed.
+    failure_reason = models.TextField(blank=True, default="", db_default="")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # The procrastinate job running it: a deployment `in_progress` whose job is no longer
+    # running was left behind by a dead worker.
+    job_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -184,6 +276,46 @@ class Deployment(models.Model):
 
     def __str__(self):
         return f"{self.git_url}@{self.branch}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (DeploymentStatus.SUCCESS, DeploymentStatus.FAILED)
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def duration_display(self) -> str:
+        """Like "48 s" or "3 min 5 s"; empty until it has finished."""
+        if self.duration is None:
+            return ""
+        seconds = int(self.duration.total_seconds())
+        return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+class DeploymentLogLine(models.Model):
+    """One line of a deployment's log, numbered from 1 as it arrived, so the page asks only
+    for the lines after the last one it has. Stored already redacted."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="lines")
+    number = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["deployment", "number"]
+        constraints = [
+            # Also the index the log partial reads by (deployment, number > n).
+            models.UniqueConstraint(
+                fields=["deployment", "number"], name="servers_deploymentlogline_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.number}: {self.text}"
 
 
 class VerificationStatus(models.TextChoices):

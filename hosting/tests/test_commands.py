@@ -201,15 +201,11 @@ def test_seed_twice_changes_nothing():
         "failed",
     }
 
-    assert set(Deployment.objects.values_list("status", flat=True)) == {
-        "success",
-        "failed",
-        "in_progress",
-    }
-    assert all(
-        len(output.splitlines()) > 3
-        for output in Deployment.objects.values_list("output", flat=True)
-    )
+    # Finished ones only: a demo deployment "in progress" has no job, and the recovery
+    # job would rightly fail it a minute after `make run`.
+    assert set(Deployment.objects.values_list("status", flat=True)) == {"success", "failed"}
+    assert all(deployment.lines.count() > 3 for deployment in Deployment.objects.all())
+    assert all(d.failure_reason for d in Deployment.objects.filter(status="failed"))
     assert Domain.objects.filter(verification_status="verified", ssl_status="active").exists()
     assert Domain.objects.filter(verification_status="pending").exists()
     assert Domain.objects.get(ssl_status="failed").ssl_error

@@ -28,7 +28,6 @@ class DeploymentFactory(factory.django.DjangoModelFactory):
     git_url = "https://github.com/example/app.git"
     branch = "main"
     status = Deployment.Status.SUCCESS
-    output = "Cloning...\nDone.\n"
 
 
 class DomainFactory(factory.django.DjangoModelFactory):

@@ -198,10 +198,33 @@ class TestUserData:
 
     def test_installs_caddy_with_our_caddyfile(self, config):
         assert config["package_update"] is True
-        assert config["packages"] == ["caddy"]
+        assert "caddy" in config["packages"]
         [caddyfile] = [f for f in config["write_files"] if f["path"] == "/etc/caddy/Caddyfile"]
         assert caddyfile["defer"] is True
         content = caddyfile["content"]
         assert ":80 {" in content
         assert "reverse_proxy localhost:8000" in content
         assert ["systemctl", "reload-or-restart", "caddy"] in config["runcmd"]
+
+    def test_installs_docker_for_deployments(self, config):
+        assert {"docker.io", "docker-compose-v2"} <= set(config["packages"])
+        # The group exists only once the package is installed, so the user joins it in
+        # runcmd (after the packages), not in `users`.
+        assert config["users"][0]["groups"] == ["sudo"]
+        assert ["usermod", "--append", "--groups", "docker", "deploy"] in config["runcmd"]
+
+    def test_makes_the_app_directory_the_login_users(self, config, settings):
+        app_dir = settings.DEPLOY_APP_DIR  # /srv/app unless the environment says otherwise
+        assert ["install", "-d", "-o", "deploy", "-g", "deploy", app_dir] in config["runcmd"]
+
+    def test_app_directory_follows_the_setting(self, secrets, settings):
+        settings.DEPLOY_APP_DIR = "/opt/site"
+        document = cloudinit.user_data(
+            username="deploy",
+            password_hash=secrets["hash"],
+            host_private_key=secrets["host_private"],
+            host_public_key=secrets["host_public"],
+            panel_public_key=self.PANEL_KEY,
+        )
+        runcmd = yaml.safe_load(document)["runcmd"]
+        assert ["install", "-d", "-o", "deploy", "-g", "deploy", "/opt/site"] in runcmd

@@ -29,7 +29,7 @@ from hosting.demo_data import (
     TICKETS,
     USERS,
 )
-from servers.models import Deployment, Domain, Server, ServerEvent
+from servers.models import Deployment, DeploymentLogLine, Domain, Server, ServerEvent
 from support.models import Ticket, TicketMessage
 
 
@@ -227,7 +227,7 @@ class Command(BaseCommand):
         created_at = self._ago(row["age"])
         started_at = created_at + timedelta(seconds=2)
         finished = row["status"] in (Deployment.Status.SUCCESS, Deployment.Status.FAILED)
-        _, created = Deployment.objects.get_or_create(
+        deployment, created = Deployment.objects.get_or_create(
             server=server,
             commit=row["commit"],
             defaults={
@@ -235,7 +235,7 @@ class Command(BaseCommand):
                 "git_url": row["git_url"],
                 "branch": row["branch"],
                 "status": row["status"],
-                "output": row["output"],
+                "failure_reason": row.get("failure_reason", ""),
                 "created_at": created_at,
                 "started_at": started_at,
                 "finished_at": started_at + timedelta(seconds=row["duration"])
@@ -243,6 +243,11 @@ class Command(BaseCommand):
                 else None,
             },
         )
+        if created:
+            DeploymentLogLine.objects.bulk_create(
+                DeploymentLogLine(deployment=deployment, number=number, text=text)
+                for number, text in enumerate(row["output"].splitlines(), start=1)
+            )
         self._count("deployments", created)
 
     def _domain(self, row, servers):
