@@ -80,6 +80,7 @@ class AuditAction(models.TextChoices):
     RECOVERY_CODES = "recovery_codes", "Regenerated recovery codes"
     PAYMENT_REFUND = "payment_refund", "Refunded a payment"
     STAFF_ACTION = "staff_action", "Staff action"
+    SERVER_PASSWORD_REVEAL = "server_password_reveal", "Revealed a server password"
 
 
 class AuditEvent(models.Model):

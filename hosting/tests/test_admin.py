@@ -57,6 +57,14 @@ def payment_with_server():
     return paid_server().payment
 
 
+def server_action():
+    from servers.models import ServerAction
+
+    return ServerAction.objects.create(
+        server=paid_server(), kind="reboot", status="failed", reason="The provider said no."
+    )
+
+
 def ticket():
     ticket = TicketFactory(server=ServerFactory(), assignee=StaffFactory())
     TicketMessageFactory(ticket=ticket)
@@ -73,6 +81,7 @@ ROWS = {
     "servers.server": paid_server,
     "servers.deployment": DeploymentFactory,
     "servers.domain": DomainFactory,
+    "servers.serveraction": server_action,
     "support.ticket": ticket,
     "support.ticketmessage": TicketMessageFactory,
 }
@@ -82,6 +91,7 @@ READ_ONLY = {
     "billing.stripeevent",
     "servers.deployment",
     "servers.domain",
+    "servers.serveraction",
     "support.ticketmessage",
 }
 # Servers exist because a payment went through: never added by hand.

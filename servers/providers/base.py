@@ -16,11 +16,20 @@ from typing import Protocol
 class ProviderError(Exception):
     """The provider refused the request or could not be reached. The message is short and
     says what failed in words a customer may read (no token, no stack). `retry_after` is
-    the provider's own advice in seconds (HTTP 429), when it gave one."""
+    the provider's own advice in seconds (HTTP 429), when it gave one. `transient` says the
+    same request may well succeed later (a rate limit, a 5xx, the network), as opposed to a
+    refusal (404, 401, 422) that asking again will not change."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None):
+    def __init__(self, message: str, *, retry_after: float | None = None, transient: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.transient = transient or retry_after is not None
+
+
+# What `Provider.action_status` reports, as DigitalOcean says it.
+ACTION_IN_PROGRESS = "in-progress"
+ACTION_COMPLETED = "completed"
+ACTION_ERRORED = "errored"
 
 
 @dataclass(frozen=True)
@@ -57,12 +66,23 @@ class Provider(Protocol):
     def get(self, droplet_id: str) -> Droplet | None:
         """The droplet, or None when it does not exist (any more)."""
 
-    def power_on(self, droplet_id: str) -> None: ...
+    # Power actions are sent once (never retried by the HTTP layer: a second reboot is not
+    # harmless) and return the provider's action id, which `action_status` then follows.
+    # A droplet that does not exist is a ProviderError.
 
-    def shutdown(self, droplet_id: str) -> None:
-        """A graceful shutdown (ACPI), not a power cut."""
+    def power_on(self, droplet_id: str) -> str: ...
 
-    def reboot(self, droplet_id: str) -> None: ...
+    def shutdown(self, droplet_id: str) -> str:
+        """A graceful shutdown (ACPI), not a power cut; the OS may take its time, or ignore it."""
+
+    def power_off(self, droplet_id: str) -> str:
+        """A power cut: for a droplet that did not shut down when asked."""
+
+    def reboot(self, droplet_id: str) -> str: ...
+
+    def action_status(self, droplet_id: str, action_id: str) -> str:
+        """ACTION_IN_PROGRESS, ACTION_COMPLETED or ACTION_ERRORED. An action (or droplet)
+        that does not exist is a ProviderError."""
 
     def destroy(self, droplet_id: str) -> None:
         """Destroy the droplet; one already gone is success."""

@@ -4,7 +4,7 @@ pydo runs on azure-core, which shapes three things here:
 - azure-core's RetryPolicy retries a POST on 500/503/504. For a droplet create that could
   build two droplets, so create (and every power action) is sent with `retry_total=0`,
   a per-request option the policy reads; the job's own retry finds the droplet by tag.
-- Several operations (droplets.get/destroy, droplet_actions.post, ssh_keys.get) return
+- Several operations (droplets.get/destroy, droplet_actions.post/get, ssh_keys.get) return
   DigitalOcean's error body on 404 instead of raising, so the result's key is checked.
 - Errors are azure HttpResponseError / AzureError; every one leaves this module as a
   ProviderError with a short message of our own.
@@ -23,7 +23,14 @@ from django.utils import timezone
 
 from servers import credentials
 
-from .base import Droplet, DropletSpec, ProviderError
+from .base import (
+    ACTION_COMPLETED,
+    ACTION_ERRORED,
+    ACTION_IN_PROGRESS,
+    Droplet,
+    DropletSpec,
+    ProviderError,
+)
 
 PANEL_KEY_NAME = "hosting-panel"
 
@@ -96,15 +103,42 @@ class DigitalOceanProvider:
             return None  # 404: DigitalOcean's error body instead of a droplet
         return _droplet(result["droplet"])
 
-    def power_on(self, droplet_id: str) -> None:
-        self._action(droplet_id, "power_on", "start the server")
+    def power_on(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "power_on", "start the server")
 
-    def shutdown(self, droplet_id: str) -> None:
-        # "shutdown" asks the OS to halt (ACPI); "power_off" would pull the plug.
-        self._action(droplet_id, "shutdown", "shut down the server")
+    def shutdown(self, droplet_id: str) -> str:
+        # "shutdown" asks the OS to halt (ACPI); "power_off" pulls the plug.
+        return self._action(droplet_id, "shutdown", "shut down the server")
 
-    def reboot(self, droplet_id: str) -> None:
-        self._action(droplet_id, "reboot", "reboot the server")
+    def power_off(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "power_off", "power off the server")
+
+    def reboot(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "reboot", "reboot the server")
+
+    def action_status(self, droplet_id: str, action_id: str) -> str:
+        number, action = _number(droplet_id), _number(action_id)
+        if number is None or action is None:
+            raise ProviderError("Could not follow the server's action: not found.")
+        # Not retried (nor slept on) by the SDK: the job looks again later, without holding
+        # a worker, when this fails with a transient error.
+        result = self._call(
+            "follow the server's action",
+            self._client.droplet_actions.get,
+            number,
+            action,
+            retry_total=0,
+        )
+        if not isinstance(result, dict) or "action" not in result:
+            # 404: DigitalOcean's error body instead of the action.
+            raise ProviderError("Could not follow the server's action: not found.")
+        status = result["action"].get("status")
+        if status not in (ACTION_IN_PROGRESS, ACTION_COMPLETED, ACTION_ERRORED):
+            raise ProviderError(
+                f"DigitalOcean reported an unknown action status ({str(status)[:32]}).",
+                transient=True,
+            )
+        return status
 
     def destroy(self, droplet_id: str) -> None:
         number = _number(droplet_id)
@@ -113,7 +147,7 @@ class DigitalOceanProvider:
         # 204 returns None and a 404 (already gone) returns the error body: both succeed.
         self._call("delete the server", self._client.droplets.destroy, number)
 
-    def _action(self, droplet_id: str, kind: str, what: str) -> None:
+    def _action(self, droplet_id: str, kind: str, what: str) -> str:
         number = _number(droplet_id)
         if number is None:
             raise ProviderError(f"Could not {what}: droplet not found.")
@@ -123,6 +157,7 @@ class DigitalOceanProvider:
         )
         if not isinstance(result, dict) or "action" not in result:
             raise ProviderError(f"Could not {what}: droplet not found.")
+        return str(result["action"]["id"])
 
     # -- the panel's SSH key --------------------------------------------------------------
 
@@ -166,7 +201,9 @@ class DigitalOceanProvider:
         except HttpResponseError as exc:
             raise self._http_error(what, exc) from None
         except AzureError:
-            raise ProviderError(f"Could not {what}: DigitalOcean could not be reached.") from None
+            raise ProviderError(
+                f"Could not {what}: DigitalOcean could not be reached.", transient=True
+            ) from None
 
     def _http_error(self, what: str, exc: HttpResponseError) -> ProviderError:
         status = exc.status_code
@@ -178,7 +215,11 @@ class DigitalOceanProvider:
             message += f" ({detail})"
         # The token never belongs in an error; make sure an echoed one cannot leak.
         message = message.replace(self._token, "[token]") + "."
-        return ProviderError(message, retry_after=retry_after)
+        return ProviderError(
+            message,
+            retry_after=retry_after,
+            transient=status is not None and (status == 429 or status >= 500),
+        )
 
 
 def _droplet(data: dict) -> Droplet:

@@ -2,9 +2,15 @@
 so the web process and the worker see the same ones.
 
 A droplet is "new" for SIMULATED_PROVIDER_BOOT_SECONDS after it was created, then reports
-its power state. Operations listed in SIMULATED_PROVIDER_FAILURES fail on purpose, so the
-failure paths (retry, refund) can be seen without a cloud account. Both settings are read
-on every call so a running site (or a test) can change them.
+its power state. A power action (SimulatedAction) is in progress for
+SIMULATED_PROVIDER_ACTION_SECONDS, then completes when it is next looked at, and only then
+changes the droplet's power, as DigitalOcean's actions behave.
+
+Operations listed in SIMULATED_PROVIDER_FAILURES fail on purpose, so the failure paths
+(retry, refund, a failed action) can be seen without a cloud account: create, find, get,
+power (every power request), destroy; and "shutdown", a graceful shutdown that is accepted
+but never finishes (an OS that ignores ACPI), so the power-off fallback can be seen. The
+settings are read on every call so a running site (or a test) can change them.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from servers.models import SimulatedDroplet
+from servers.models import SimulatedAction, SimulatedDroplet
 
-from .base import Droplet, DropletSpec, ProviderError
+from .base import ACTION_COMPLETED, ACTION_IN_PROGRESS, Droplet, DropletSpec, ProviderError
 
 # TEST-NET-3 (RFC 5737): documentation addresses that never route anywhere real.
 _NETWORK = "203.0.113"
@@ -58,15 +64,36 @@ class SimulatedProvider:
         row = _live(droplet_id)
         return _droplet(row) if row else None
 
-    def power_on(self, droplet_id: str) -> None:
-        self._power(droplet_id, "active")
+    def power_on(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "power_on")
 
-    def shutdown(self, droplet_id: str) -> None:
-        self._power(droplet_id, "off")
+    def shutdown(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "shutdown")
 
-    def reboot(self, droplet_id: str) -> None:
-        # Like DigitalOcean, a reboot leaves the droplet running.
-        self._power(droplet_id, "active")
+    def power_off(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "power_off")
+
+    def reboot(self, droplet_id: str) -> str:
+        return self._action(droplet_id, "reboot")
+
+    def action_status(self, droplet_id: str, action_id: str) -> str:
+        _maybe_fail("power")
+        with transaction.atomic():
+            action = (
+                SimulatedAction.objects.select_for_update()
+                .select_related("droplet")
+                .filter(pk=_pk(action_id), droplet_id=_pk(droplet_id), droplet__destroyed=False)
+                .first()
+            )
+            if action is None:
+                raise ProviderError("Could not follow the server's action: not found.")
+            if action.status != ACTION_IN_PROGRESS or not _action_done(action):
+                return action.status
+            action.status = ACTION_COMPLETED
+            action.save(update_fields=["status"])
+            action.droplet.power = _POWER_AFTER[action.type]
+            action.droplet.save(update_fields=["power"])
+        return ACTION_COMPLETED
 
     def destroy(self, droplet_id: str) -> None:
         _maybe_fail("destroy")
@@ -74,13 +101,23 @@ class SimulatedProvider:
         if pk is not None:
             SimulatedDroplet.objects.filter(pk=pk).update(destroyed=True)
 
-    def _power(self, droplet_id: str, power: str) -> None:
+    def _action(self, droplet_id: str, kind: str) -> str:
         _maybe_fail("power")
-        updated = SimulatedDroplet.objects.filter(pk=_pk(droplet_id), destroyed=False).update(
-            power=power
-        )
-        if not updated:
+        droplet = _live(droplet_id)
+        if droplet is None:
             raise ProviderError("Could not change the server's power: droplet not found.")
+        return str(SimulatedAction.objects.create(droplet=droplet, type=kind).pk)
+
+
+# The droplet's power once an action completes: a reboot leaves it running.
+_POWER_AFTER = {"power_on": "active", "shutdown": "off", "power_off": "off", "reboot": "active"}
+
+
+def _action_done(action: SimulatedAction) -> bool:
+    if action.type == "shutdown" and "shutdown" in settings.SIMULATED_PROVIDER_FAILURES:
+        return False  # an OS that ignores the request: only a power cut stops it
+    done_at = action.created_at + timedelta(seconds=settings.SIMULATED_PROVIDER_ACTION_SECONDS)
+    return timezone.now() >= done_at
 
 
 def _maybe_fail(operation: str) -> None:

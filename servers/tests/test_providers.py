@@ -15,7 +15,7 @@ from django.utils import timezone
 from responses import matchers
 
 from servers import credentials
-from servers.models import SimulatedDroplet
+from servers.models import SimulatedAction, SimulatedDroplet
 from servers.providers import DropletSpec, ProviderError, get_provider
 from servers.providers.digitalocean import DigitalOceanProvider
 from servers.providers.simulated import SimulatedProvider
@@ -318,33 +318,112 @@ class TestReads:
 class TestActions:
     @pytest.mark.parametrize(
         ("method", "kind"),
-        [("power_on", "power_on"), ("shutdown", "shutdown"), ("reboot", "reboot")],
+        [
+            ("power_on", "power_on"),
+            ("shutdown", "shutdown"),
+            ("power_off", "power_off"),
+            ("reboot", "reboot"),
+        ],
     )
-    def test_posts_the_action(self, api, provider, method, kind):
+    def test_posts_the_action_and_returns_its_id(self, api, provider, method, kind):
         api.post(
             f"{API}/droplets/3164444/actions",
             status=201,
             json={"action": {"id": 36804636, "status": "in-progress", "type": kind}},
         )
 
-        getattr(provider, method)("3164444")
+        assert getattr(provider, method)("3164444") == "36804636"
 
         [call] = api.calls
         assert json.loads(call.request.body) == {"type": kind}
 
-    @pytest.mark.parametrize("method", ["power_on", "shutdown", "reboot"])
+    @pytest.mark.parametrize("method", ["power_on", "shutdown", "power_off", "reboot"])
     def test_an_action_on_a_missing_droplet_fails(self, api, provider, method):
         api.post(f"{API}/droplets/3164444/actions", status=404, json=NOT_FOUND)
 
-        with pytest.raises(ProviderError, match="droplet not found"):
+        with pytest.raises(ProviderError, match="droplet not found") as error:
             getattr(provider, method)("3164444")
+        assert not error.value.transient
 
     def test_an_action_is_not_retried_on_a_server_error(self, api, provider):
         api.post(f"{API}/droplets/3164444/actions", status=500, json={"message": "Server Error"})
 
-        with pytest.raises(ProviderError, match="reboot the server.*HTTP 500"):
+        with pytest.raises(ProviderError, match="reboot the server.*HTTP 500") as error:
             provider.reboot("3164444")
         assert len(api.calls) == 1
+        assert error.value.transient
+
+    def test_a_rate_limited_action_passes_on_retry_after(self, api, provider):
+        api.post(
+            f"{API}/droplets/3164444/actions",
+            status=429,
+            headers={"Retry-After": "11"},
+            json={"id": "too_many_requests", "message": "API Rate limit exceeded."},
+        )
+
+        with pytest.raises(ProviderError, match="HTTP 429") as error:
+            provider.shutdown("3164444")
+        assert error.value.retry_after == 11
+        assert error.value.transient
+        assert len(api.calls) == 1
+
+    @pytest.mark.parametrize("status", ["in-progress", "completed", "errored"])
+    def test_action_status(self, api, provider, status):
+        api.get(
+            f"{API}/droplets/3164444/actions/36804636",
+            json={"action": {"id": 36804636, "status": status, "type": "reboot"}},
+        )
+
+        assert provider.action_status("3164444", "36804636") == status
+
+    def test_the_status_of_a_missing_action_fails(self, api, provider):
+        # pydo hands back DigitalOcean's error body on a 404 instead of raising.
+        api.get(f"{API}/droplets/3164444/actions/36804636", status=404, json=NOT_FOUND)
+
+        with pytest.raises(ProviderError, match="not found") as error:
+            provider.action_status("3164444", "36804636")
+        assert not error.value.transient
+
+    def test_a_rate_limited_status_read_is_not_waited_out(self, api, provider):
+        api.get(
+            f"{API}/droplets/3164444/actions/36804636",
+            status=429,
+            headers={"Retry-After": "7"},
+            json={"id": "too_many_requests", "message": "API Rate limit exceeded."},
+        )
+
+        with pytest.raises(ProviderError) as error:
+            provider.action_status("3164444", "36804636")
+        assert error.value.retry_after == 7
+        assert len(api.calls) == 1
+
+    def test_a_status_read_is_not_retried_by_the_sdk(self, api, provider):
+        # The job looks again later; a retry inside the SDK would sleep in the worker.
+        api.get(
+            f"{API}/droplets/3164444/actions/36804636", status=503, json={"message": "Unavailable"}
+        )
+
+        with pytest.raises(ProviderError, match="HTTP 503") as error:
+            provider.action_status("3164444", "36804636")
+        assert error.value.transient
+        assert len(api.calls) == 1
+
+    def test_an_unknown_status_is_not_taken_for_an_answer(self, api, provider):
+        api.get(
+            f"{API}/droplets/3164444/actions/36804636",
+            json={"action": {"id": 36804636, "status": "paused"}},
+        )
+
+        with pytest.raises(ProviderError, match="unknown action status") as error:
+            provider.action_status("3164444", "36804636")
+        assert error.value.transient
+
+    def test_ids_that_are_no_numbers_fail_without_a_request(self, api, provider):
+        with pytest.raises(ProviderError, match="not found"):
+            provider.action_status("not-a-droplet", "1")
+        with pytest.raises(ProviderError, match="not found"):
+            provider.action_status("1", "")
+        assert len(api.calls) == 0
 
     def test_destroy(self, api, provider):
         api.delete(f"{API}/droplets/3164444", status=204)
@@ -486,18 +565,50 @@ class TestSimulatedProvider:
         assert sim.find_by_tag(SPEC.tag).id == older.id
         assert sim.find_by_tag("server-unknown") is None
 
-    def test_power_actions(self, sim):
+    def _finish(self, sim, droplet_id, action_id, seconds=31):
+        with time_machine.travel(timezone.now() + timedelta(seconds=seconds), tick=False):
+            return sim.action_status(droplet_id, action_id)
+
+    @pytest.mark.parametrize(
+        ("method", "before", "after"),
+        [
+            ("shutdown", "active", "off"),
+            ("power_off", "active", "off"),
+            ("reboot", "active", "active"),
+            ("power_on", "off", "active"),
+        ],
+    )
+    def test_power_actions_take_effect_when_they_complete(
+        self, sim, settings, method, before, after
+    ):
+        settings.SIMULATED_PROVIDER_ACTION_SECONDS = 30.0
+        droplet = sim.create(SPEC)
+        SimulatedDroplet.objects.filter(pk=int(droplet.id)).update(power=before)
+
+        action_id = getattr(sim, method)(droplet.id)
+
+        row = SimulatedAction.objects.get(pk=int(action_id))
+        assert (row.droplet_id, row.type) == (int(droplet.id), method)
+        assert sim.action_status(droplet.id, action_id) == "in-progress"
+        assert sim.get(droplet.id).status == before
+        assert self._finish(sim, droplet.id, action_id) == "completed"
+        assert sim.get(droplet.id).status == after
+        assert sim.action_status(droplet.id, action_id) == "completed"
+
+    def test_a_shutdown_can_be_made_to_hang_until_the_power_is_cut(self, sim, settings):
+        settings.SIMULATED_PROVIDER_ACTION_SECONDS = 0.0
+        settings.SIMULATED_PROVIDER_FAILURES = ["shutdown"]
         droplet = sim.create(SPEC)
 
-        sim.shutdown(droplet.id)
-        assert sim.get(droplet.id).status == "off"
-        sim.power_on(droplet.id)
-        assert sim.get(droplet.id).status == "active"
-        sim.shutdown(droplet.id)
-        sim.reboot(droplet.id)
+        shutdown = sim.shutdown(droplet.id)
+        assert self._finish(sim, droplet.id, shutdown, seconds=3600) == "in-progress"
         assert sim.get(droplet.id).status == "active"
 
-    @pytest.mark.parametrize("method", ["power_on", "shutdown", "reboot"])
+        power_off = sim.power_off(droplet.id)
+        assert sim.action_status(droplet.id, power_off) == "completed"
+        assert sim.get(droplet.id).status == "off"
+
+    @pytest.mark.parametrize("method", ["power_on", "shutdown", "power_off", "reboot"])
     def test_power_action_on_a_missing_droplet_fails(self, sim, method):
         droplet = sim.create(SPEC)
         sim.destroy(droplet.id)
@@ -506,6 +617,18 @@ class TestSimulatedProvider:
             getattr(sim, method)(droplet.id)
         with pytest.raises(ProviderError, match="droplet not found"):
             getattr(sim, method)("999999999")
+
+    def test_the_status_of_an_unknown_action_fails(self, sim):
+        droplet = sim.create(SPEC)
+        other = sim.create(SPEC)
+        action_id = sim.reboot(droplet.id)
+
+        for droplet_id, action in [(droplet.id, "999999999"), (other.id, action_id)]:
+            with pytest.raises(ProviderError, match="not found"):
+                sim.action_status(droplet_id, action)
+        sim.destroy(droplet.id)
+        with pytest.raises(ProviderError, match="not found"):
+            sim.action_status(droplet.id, action_id)
 
     def test_destroy_is_idempotent(self, sim):
         droplet = sim.create(SPEC)
@@ -526,6 +649,8 @@ class TestSimulatedProvider:
             ("power", lambda sim, droplet_id: sim.shutdown(droplet_id)),
             ("power", lambda sim, droplet_id: sim.power_on(droplet_id)),
             ("power", lambda sim, droplet_id: sim.reboot(droplet_id)),
+            ("power", lambda sim, droplet_id: sim.power_off(droplet_id)),
+            ("power", lambda sim, droplet_id: sim.action_status(droplet_id, "1")),
             ("destroy", lambda sim, droplet_id: sim.destroy(droplet_id)),
             ("find", lambda sim, droplet_id: sim.find_by_tag(SPEC.tag)),
         ],
