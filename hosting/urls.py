@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from hosting import health, views
-from servers import views as server_views
+from servers.views import server as server_views
 
 # Staff sign in through the same allauth login (and two-factor) as everyone else.
 admin.site.login = secure_admin_login(admin.site.login)

@@ -4,8 +4,16 @@ from django.template.defaultfilters import pluralize
 from billing.admin import refund_as_staff
 from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
-from servers import services
-from servers.models import ENDED_SERVER_STATUSES, Deployment, Domain, Server, ServerEvent
+from servers import actions, deployments, services
+from servers.models import (
+    ENDED_SERVER_STATUSES,
+    Deployment,
+    Domain,
+    Server,
+    ServerAction,
+    ServerActionKind,
+    ServerEvent,
+)
 from support.models import Ticket
 
 
@@ -21,6 +29,15 @@ class ServerEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     model = ServerEvent
     fields = ("created_at", "kind", "message")
+    extra = 0
+
+
+class ServerActionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Power actions and password resets, newest first. The new password is never shown."""
+
+    model = ServerAction
+    fields = ("created_at", "kind", "status", "requested_by", "forced", "reason", "finished_at")
+    show_change_link = True
     extra = 0
 
 
@@ -79,8 +96,16 @@ class ServerAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    inlines = (ServerEventInline, DeploymentInline, DomainInline)
-    actions = ("provision_again", "refund_and_delete", "delete_without_refund")
+    inlines = (ServerEventInline, ServerActionInline, DeploymentInline, DomainInline)
+    actions = (
+        "start_servers",
+        "stop_servers",
+        "reboot_servers",
+        "reset_passwords",
+        "provision_again",
+        "refund_and_delete",
+        "delete_without_refund",
+    )
 
     def has_add_permission(self, request):
         return False  # a server exists because a payment went through
@@ -155,6 +180,90 @@ class ServerAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{server.name}: had already ended.", messages.WARNING)
 
+    def _server_action(self, request, queryset, *, kind, action, title, warning, verb):
+        """Ask first, then request `kind` on each server through the customers' own service
+        (staff=True: audited, and the timeline says our staff asked)."""
+        servers = list(queryset.select_related("user"))
+        allowed = Server.Status.STOPPED if kind == ServerActionKind.START else Server.Status.RUNNING
+        ready = [s for s in servers if s.status == allowed]
+        if not confirmed(request):
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action=action,
+                title=title,
+                warning=warning,
+                confirm_label=f"Yes, {verb} {len(ready)} server{pluralize(ready)}",
+                items=[f"{s.name} of {s.user.email}" for s in ready],
+                skipped=[
+                    f"{s.name}: {s.get_status_display().lower()}" for s in servers if s not in ready
+                ],
+            )
+        for server in servers:
+            try:
+                actions.server_action_request(
+                    server_id=server.pk, kind=kind, actor=request.user, staff=True, request=request
+                )
+            except actions.ActionRefused as refusal:
+                self.message_user(request, f"{server.name}: {refusal}", messages.WARNING)
+            else:
+                self.message_user(request, f"{server.name}: {actions.NOUNS[kind]} requested.")
+
+    @admin.action(description="Start server", permissions=["change"])
+    def start_servers(self, request, queryset):
+        return self._server_action(
+            request,
+            queryset,
+            kind=ServerActionKind.START,
+            action="start_servers",
+            title="Start server?",
+            warning="Each stopped server below is powered on.",
+            verb="start",
+        )
+
+    @admin.action(description="Stop server", permissions=["change"])
+    def stop_servers(self, request, queryset):
+        return self._server_action(
+            request,
+            queryset,
+            kind=ServerActionKind.STOP,
+            action="stop_servers",
+            title="Stop server?",
+            warning=(
+                "Each server below is shut down (its power cut if the shutdown does not finish "
+                "in time): the customer's sites go offline until it is started again."
+            ),
+            verb="stop",
+        )
+
+    @admin.action(description="Reboot server", permissions=["change"])
+    def reboot_servers(self, request, queryset):
+        return self._server_action(
+            request,
+            queryset,
+            kind=ServerActionKind.REBOOT,
+            action="reboot_servers",
+            title="Reboot server?",
+            warning="Each server below restarts: the customer's sites are offline meanwhile.",
+            verb="reboot",
+        )
+
+    @admin.action(description="Reset login password", permissions=["change"])
+    def reset_passwords(self, request, queryset):
+        return self._server_action(
+            request,
+            queryset,
+            kind=ServerActionKind.PASSWORD_RESET,
+            action="reset_passwords",
+            title="Reset the login password?",
+            warning=(
+                "Each server below gets a new login password; the old one stops working. The "
+                "customer reads the new one on their server page (it is never shown here)."
+            ),
+            verb="reset the password of",
+        )
+
     user_link = link_column("user", "user__email")
     payment_link = link_column("payment", description="payment record")
     related = related_column(
@@ -162,6 +271,10 @@ class ServerAdmin(admin.ModelAdmin):
         (Domain, "Domains", "server__id__exact"),
         (Ticket, "Tickets", "server__id__exact"),
     )
+
+
+# The deployment page shows the end of long logs; the whole log is the customer's page.
+ADMIN_LOG_LINES = 2000
 
 
 class ServerRowMixin:
@@ -173,7 +286,8 @@ class ServerRowMixin:
 
 @admin.register(Deployment)
 class DeploymentAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
-    """Deployments are made and finished by their jobs: staff look, they do not edit."""
+    """Deployments are made and finished by their jobs: staff look (the log included), and
+    may cancel or redeploy through the customers' own services, audited."""
 
     list_display = (
         "created_at",
@@ -182,30 +296,68 @@ class DeploymentAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
         "git_url",
         "branch",
         "status",
-        "finished_at",
+        "short_commit",
+        "duration_display",
     )
     list_filter = ("status",)
-    search_fields = ("git_url", "server__name", "user__email")
+    search_fields = ("git_url", "server__name", "user__email", "commit", "uuid")
     list_select_related = ("server", "user")
-    autocomplete_fields = ("server", "user")
     fields = (
         "server",
         "user",
         "git_url",
         "branch",
+        "subdirectory",
         "commit",
         "status",
+        "failure_reason",
         "uuid",
         "created_at",
         "started_at",
         "finished_at",
-        "output_pre",
+        "cancel_requested_at",
+        "job_id",
+        "log",
     )
-    readonly_fields = ("uuid", "created_at", "started_at", "finished_at", "output_pre")
+    actions = ["cancel_deployments", "redeploy"]
 
-    @admin.display(description="output")
-    def output_pre(self, obj):
-        return admin_pre(obj.output) if obj.output else None
+    def has_run_permission(self, request):
+        return request.user.has_perm("servers.change_deployment")
+
+    @admin.display(description="commit")
+    def short_commit(self, obj):
+        return obj.commit[:7]
+
+    @admin.display(description=f"log (the last {ADMIN_LOG_LINES} lines)")
+    def log(self, obj):
+        lines = list(obj.lines.order_by("-number").values_list("number", "text")[:ADMIN_LOG_LINES])
+        if not lines:
+            return None
+        return admin_pre("\n".join(f"{number:>5}  {text}" for number, text in reversed(lines)))
+
+    @admin.action(description="Cancel deployment", permissions=["run"])
+    def cancel_deployments(self, request, queryset):
+        for deployment in queryset:
+            try:
+                deployments.deployment_cancel(
+                    deployment_id=deployment.pk, staff=request.user, request=request
+                )
+            except deployments.DeploymentRefused as refusal:
+                self.message_user(request, f"{deployment}: {refusal}", messages.WARNING)
+            else:
+                self.message_user(request, f"{deployment}: cancelled.")
+
+    @admin.action(description="Redeploy (same repository and branch)", permissions=["run"])
+    def redeploy(self, request, queryset):
+        for deployment in queryset:
+            try:
+                deployments.deployment_redeploy(
+                    deployment_id=deployment.pk, staff=request.user, request=request
+                )
+            except deployments.DeploymentRefused as refusal:
+                self.message_user(request, f"{deployment}: {refusal}", messages.WARNING)
+            else:
+                self.message_user(request, f"{deployment}: deployment queued.")
 
 
 @admin.register(Domain)
@@ -237,3 +389,36 @@ class DomainAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = ("verification_token", "verified_at", "uuid", "created_at")
+
+
+@admin.register(ServerAction)
+class ServerActionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Power actions and password resets are written by their service and job: staff look
+    (and act from the server's page), they do not edit. The new password is never shown."""
+
+    list_display = (
+        "created_at",
+        "server_link",
+        "kind",
+        "status",
+        "requested_by_link",
+        "forced",
+        "finished_at",
+    )
+    list_filter = ("kind", "status")
+    search_fields = ("server__name", "server__user__email", "requested_by__email")
+    list_select_related = ("server", "requested_by")
+    fields = (
+        "server",
+        "kind",
+        "status",
+        "requested_by",
+        "provider_action_id",
+        "forced",
+        "reason",
+        "created_at",
+        "finished_at",
+    )
+
+    server_link = link_column("server", "server__name")
+    requested_by_link = link_column("requested_by", "requested_by__email")

@@ -19,3 +19,15 @@ def server_mail(server: Server, kind: str) -> int:
     else:
         raise ValueError(f"unknown server mail {kind!r}")
     return customer_mail_send(user=server.user, subject=subject, template=template, context=context)
+
+
+def deployment_failed_mail(deployment) -> int:
+    """A deployment that ran failed: the reason and a link to its log. (Successful
+    deployments and power actions are seen on the site, not mailed.)"""
+    path = reverse("servers:deployment", args=[deployment.server.uuid, deployment.uuid])
+    return customer_mail_send(
+        user=deployment.user,
+        subject=f"Deployment to {deployment.server.name} failed",
+        template="deployment_failed",
+        context={"deployment": deployment, "server": deployment.server, "log_path": path},
+    )

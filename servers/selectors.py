@@ -1,6 +1,17 @@
+from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 
-from servers.models import ENDED_SERVER_STATUSES, Deployment, Domain, Server, ServerEvent
+from servers.actions import PROGRESS_LABELS
+from servers.models import (
+    ENDED_SERVER_STATUSES,
+    Deployment,
+    DeploymentLogLine,
+    Domain,
+    Server,
+    ServerAction,
+    ServerEvent,
+)
 
 
 def dashboard_for(user) -> dict:
@@ -23,14 +34,102 @@ def dashboard_for(user) -> dict:
 
 
 def server_page_for(user, server_uuid) -> dict:
-    """One of the customer's servers (any state) with its timeline: two queries. Another
-    customer's server is a 404, never a 403: its existence is not ours to tell."""
+    """One of the customer's servers (any state) with its timeline and the kind of the
+    action in progress on it, if any: two queries. Another customer's server is a 404,
+    never a 403: its existence is not ours to tell. The password is not even loaded."""
+    open_action = ServerAction.objects.filter(
+        server=OuterRef("pk"), status=ServerAction.Status.IN_PROGRESS
+    )
     server = get_object_or_404(
-        Server.objects.select_related("plan", "payment").defer(
-            "ssh_password", "ssh_host_private_key"
-        ),
+        Server.objects.select_related("plan", "payment")
+        .defer("ssh_password", "ssh_host_private_key")
+        .annotate(open_action_kind=Subquery(open_action.values("kind")[:1])),
         uuid=server_uuid,
         user=user,
     )
     events = list(ServerEvent.objects.filter(server=server).order_by("created_at", "id"))
-    return {"server": server, "events": events}
+    return {
+        "server": server,
+        "events": events,
+        "open_action": server.open_action_kind,
+        "progress_label": PROGRESS_LABELS.get(server.open_action_kind, ""),
+        "ssh_port": settings.SERVER_SSH_PORT,
+    }
+
+
+def server_owned_by(user, server_uuid) -> Server:
+    """The customer's server for an action on it (one query), or a 404 for anyone else's."""
+    return get_object_or_404(
+        Server.objects.only("pk", "uuid", "status", "name", "ip_address", "ssh_username"),
+        uuid=server_uuid,
+        user=user,
+    )
+
+
+# -- deployments ------------------------------------------------------------------------
+
+DEPLOYMENTS_SHOWN = 50
+# The log page shows at most this many lines at first (the most recent ones).
+LOG_LINES_SHOWN = 5000
+_SERVER_SECRETS = ("server__ssh_password", "server__ssh_host_private_key")
+
+
+def deployments_page_for(user, server_uuid) -> dict:
+    """The customer's server and its latest deployments (no logs): two queries. A waiting
+    deployment knows its place in the queue."""
+    server = server_owned_by(user, server_uuid)
+    deployments = list(
+        Deployment.objects.filter(server=server)
+        .defer("git_url_secret")
+        .order_by("-created_at", "-id")[:DEPLOYMENTS_SHOWN]
+    )
+    ahead = 0
+    for deployment in reversed(deployments):  # oldest first: the queue's order
+        if deployment.status in (Deployment.Status.PENDING, Deployment.Status.IN_PROGRESS):
+            deployment.queue_position = ahead
+            ahead += 1
+    return {"server": server, "deployments": deployments}
+
+
+def deployment_for(user, server_uuid, deployment_uuid) -> Deployment:
+    """One of the customer's deployments with its server, in one query; another
+    customer's (or one under another server's URL) is a 404."""
+    return get_object_or_404(
+        Deployment.objects.select_related("server").defer("git_url_secret", *_SERVER_SECRETS),
+        uuid=deployment_uuid,
+        server__uuid=server_uuid,
+        server__user=user,
+    )
+
+
+def deployment_page_for(user, server_uuid, deployment_uuid) -> dict:
+    """A deployment and the last LOG_LINES_SHOWN lines of its log: two queries."""
+    deployment = deployment_for(user, server_uuid, deployment_uuid)
+    lines = list(
+        DeploymentLogLine.objects.filter(deployment=deployment)
+        .order_by("-number")
+        .only("number", "text")[:LOG_LINES_SHOWN]
+    )[::-1]
+    return {
+        "server": deployment.server,
+        "deployment": deployment,
+        "lines": lines,
+        "last_number": lines[-1].number if lines else 0,
+        "earlier_lines": bool(lines) and lines[0].number > 1,
+    }
+
+
+def deployment_log_for(user, server_uuid, deployment_uuid, after: int) -> dict:
+    """The lines after number `after`, for the page's polling: two queries."""
+    deployment = deployment_for(user, server_uuid, deployment_uuid)
+    lines = list(
+        DeploymentLogLine.objects.filter(deployment=deployment, number__gt=after)
+        .order_by("number")
+        .only("number", "text")[:LOG_LINES_SHOWN]
+    )
+    return {
+        "server": deployment.server,
+        "deployment": deployment,
+        "lines": lines,
+        "last_number": lines[-1].number if lines else after,
+    }

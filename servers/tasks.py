@@ -95,3 +95,67 @@ def provisioning_watch(timestamp: int) -> int:
             server_id=server_id, reason=services.provision_timeout_reason()
         )
     return failed
+
+
+# -- deployments ------------------------------------------------------------------------
+
+
+@app.task(queue="deployments", pass_context=True)
+def deployment_run(context, deployment_id: int) -> None:
+    """Run one deployment under its server's lock. Never retried: a deployment that could
+    not finish is failed with its reason, and the customer deploys again."""
+    from servers import deployments
+
+    deployments.deployment_execute(deployment_id=deployment_id, job_id=context.job.id)
+
+
+@app.task(queue="notifications", retry=DEFAULT_RETRY)
+def deployment_notify(deployment_id: int) -> None:
+    from servers.models import Deployment
+
+    notifications.deployment_failed_mail(
+        Deployment.objects.select_related("server", "user").get(pk=deployment_id)
+    )
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queue="maintenance", queueing_lock="deployments_recover")
+def deployments_recover(timestamp: int) -> int:
+    """Deployments left `in_progress` by a worker that died are failed with the reason
+    (at most a minute after the queue noticed the worker was gone)."""
+    from servers import deployments
+
+    return deployments.deployments_recover()
+
+
+# -- server actions -----------------------------------------------------------------------
+
+
+@app.task(queue="servers", retry=DEFAULT_RETRY)
+def server_action_run(action_id: int) -> None:
+    """One step of a power action or password reset, under the server's lock. While the
+    provider works, the job defers itself again (same lock) instead of sleeping; the
+    password never travels in a job's arguments, only the action's id."""
+    from servers import actions
+
+    wait = actions.server_action_step(action_id=action_id)
+    if wait is not None:
+        from servers.models import ServerAction
+
+        server_id = ServerAction.objects.values_list("server_id", flat=True).get(pk=action_id)
+        defer(
+            server_action_run,
+            lock=services.server_lock(server_id),
+            schedule_in={"seconds": wait},
+            action_id=action_id,
+        )
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queue="maintenance", queueing_lock="server_actions_watch")
+def server_actions_watch(timestamp: int) -> int:
+    """Actions still in progress after SERVER_ACTION_TIMEOUT are failed with the reason, so
+    a button is never stuck "in progress" (a lost job, a provider that never answers)."""
+    from servers import actions
+
+    return actions.server_actions_expire()

@@ -1,10 +1,34 @@
 from django.urls import path
 
-from servers import views
+from servers.views import deployments, server
 
 app_name = "servers"
 
 urlpatterns = [
-    path("<uuid:server_uuid>/", views.server_detail, name="detail"),
-    path("<uuid:server_uuid>/status/", views.server_status, name="status"),
+    path("<uuid:server_uuid>/", server.server_detail, name="detail"),
+    path("<uuid:server_uuid>/status/", server.server_status, name="status"),
+    path("<uuid:server_uuid>/power/", server.server_power, name="power"),
+    path("<uuid:server_uuid>/password/", server.password_reveal, name="password_reveal"),
+    path("<uuid:server_uuid>/password/reset/", server.password_reset, name="password_reset"),
+    path("<uuid:server_uuid>/deployments/", deployments.deployment_list, name="deployments"),
+    path(
+        "<uuid:server_uuid>/deployments/<uuid:deployment_uuid>/",
+        deployments.deployment_detail,
+        name="deployment",
+    ),
+    path(
+        "<uuid:server_uuid>/deployments/<uuid:deployment_uuid>/log/",
+        deployments.deployment_log,
+        name="deployment_log",
+    ),
+    path(
+        "<uuid:server_uuid>/deployments/<uuid:deployment_uuid>/cancel/",
+        deployments.deployment_cancel,
+        name="deployment_cancel",
+    ),
+    path(
+        "<uuid:server_uuid>/deployments/<uuid:deployment_uuid>/redeploy/",
+        deployments.deployment_redeploy,
+        name="deployment_redeploy",
+    ),
 ]

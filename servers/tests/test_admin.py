@@ -11,7 +11,7 @@ from billing.models import Payment
 from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_fakes import stripe_object
 from hosting.admin_links import admin_url
-from servers.models import Server
+from servers.models import Deployment, DeploymentLogLine, Server, ServerAction
 from servers.tests.factories import DeploymentFactory, DomainFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +139,134 @@ def test_server_page_never_shows_the_ssh_password(admin_client):
     assert server.ssh_password not in content
     assert "ssh_password" not in content
     assert "PRIVATE KEY" not in content and "ssh_host_private_key" not in content
+
+
+# -- power actions and password resets --------------------------------------------------------
+
+
+def action_jobs():
+    return ProcrastinateJob.objects.filter(task_name="servers.tasks.server_action_run")
+
+
+@pytest.mark.parametrize(
+    ("action", "kind", "status", "title"),
+    [
+        ("start_servers", "start", Server.Status.STOPPED, "Start server?"),
+        ("stop_servers", "stop", Server.Status.RUNNING, "Stop server?"),
+        ("reboot_servers", "reboot", Server.Status.RUNNING, "Reboot server?"),
+        ("reset_passwords", "password_reset", Server.Status.RUNNING, "Reset the login password?"),
+    ],
+)
+def test_staff_power_actions_ask_first_then_go_through_the_service_audited(
+    client, staff, action, kind, status, title
+):
+    server = ServerFactory(status=status)
+
+    page = act(client, action, server).content.decode()
+    assert title in page
+    assert f"{server.name} of {server.user.email}" in page
+    assert not ServerAction.objects.exists()
+
+    response = act(client, action, server, confirm=True)
+
+    assert response.status_code == 302
+    [requested] = ServerAction.objects.all()
+    assert (requested.server, requested.kind, requested.requested_by) == (server, kind, staff)
+    [job] = action_jobs()
+    assert (job.args, job.lock) == ({"action_id": requested.pk}, f"server:{server.pk}")
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.STAFF_ACTION)
+    assert (audit.actor, audit.target_id, audit.metadata) == (
+        staff,
+        str(server.pk),
+        {"action": f"server_{kind}"},
+    )
+    assert server.events.get().message.endswith("by our staff.")
+
+
+def test_staff_are_refused_what_customers_are_refused(client, staff):
+    stopped = ServerFactory(status=Server.Status.STOPPED)
+    busy = ServerFactory()
+    act(client, "reboot_servers", busy, confirm=True)
+
+    page = act(client, "reboot_servers", stopped, busy).content.decode()
+    assert f"{stopped.name}: stopped" in page  # left as it is, said before confirming
+    response = act(client, "reboot_servers", stopped, busy, confirm=True)
+
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert f"{stopped.name}: The server is stopped; start it before a reboot." in shown
+    assert f"{busy.name}: A reboot is already in progress." in shown
+    assert action_jobs().count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.STAFF_ACTION).count() == 1
+
+
+def test_the_server_page_shows_its_actions_but_never_a_new_password(client, staff, server):
+    ServerAction.objects.create(
+        server=server, kind="password_reset", new_password="n3w-pa55word-in-flight"
+    )
+    ServerAction.objects.create(
+        server=server, kind="reboot", status="failed", reason="The provider could not reboot."
+    )
+
+    content = client.get(admin_url(server)).content.decode()
+
+    assert "The provider could not reboot." in content
+    assert "Password reset" in content
+    assert "n3w-pa55word-in-flight" not in content and "new_password" not in content
+
+
+def test_server_actions_are_read_only_records(client, staff, server):
+    action = ServerAction.objects.create(
+        server=server, kind="password_reset", new_password="n3w-pa55word-in-flight"
+    )
+
+    content = client.get(admin_url(action)).content.decode()
+    assert "n3w-pa55word-in-flight" not in content
+    assert client.post(admin_url(action), {"status": "failed"}).status_code == 403
+    assert client.get(admin_url(ServerAction, "add")).status_code == 403
+    list_page = client.get(admin_url(ServerAction, "changelist")).content.decode()
+    assert admin_url(action) in list_page
+
+
+def act_on_deployments(client, action, *rows):
+    data = {"action": action, "_selected_action": [row.pk for row in rows]}
+    return client.post(admin_url(Deployment, "changelist"), data)
+
+
+def test_a_deployment_page_shows_its_log_numbered(client, staff):
+    deployment = DeploymentFactory(status="failed", failure_reason="The script exited with 1.")
+    DeploymentLogLine.objects.bulk_create(
+        DeploymentLogLine(deployment=deployment, number=n, text=f"step {n} <b>")
+        for n in range(1, 4)
+    )
+    page = client.get(admin_url(deployment, "change")).content.decode()
+    assert "    3  step 3 &lt;b&gt;" in page  # escaped, numbered
+    assert "The script exited with 1." in page
+
+
+def test_staff_cancel_a_waiting_deployment_through_the_service_audited(client, staff):
+    waiting = DeploymentFactory(status="pending")
+    done = DeploymentFactory(status="success")
+    act_on_deployments(client, "cancel_deployments", waiting, done)
+    waiting.refresh_from_db()
+    done.refresh_from_db()
+    assert (waiting.status, waiting.failure_reason) == ("failed", "Cancelled by our staff.")
+    assert done.status == "success"
+    audit = AuditEvent.objects.get(action="staff_action")
+    assert audit.actor == staff and audit.metadata["action"] == "deployment_cancel"
+    assert audit.target_id == str(waiting.pk)
+
+
+def test_staff_redeploy_through_the_service_audited(client, staff):
+    earlier = DeploymentFactory(status="failed", branch="release", subdirectory="web")
+    act_on_deployments(client, "redeploy", earlier)
+    again = Deployment.objects.exclude(pk=earlier.pk).get()
+    assert (again.server, again.user, again.branch, again.subdirectory, again.status) == (
+        earlier.server,
+        earlier.server.user,
+        "release",
+        "web",
+        "pending",
+    )
+    assert ProcrastinateJob.objects.filter(task_name="servers.tasks.deployment_run").count() == 1
+    audit = AuditEvent.objects.get(action="staff_action")
+    assert audit.metadata["action"] == "deployment_redeploy"
