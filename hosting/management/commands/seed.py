@@ -29,7 +29,17 @@ from hosting.demo_data import (
     TICKETS,
     USERS,
 )
-from servers.models import Deployment, DeploymentLogLine, Domain, Server, ServerEvent
+from servers.models import (
+    Deployment,
+    DeploymentLogLine,
+    Domain,
+    Server,
+    ServerAction,
+    ServerEvent,
+    SimulatedDroplet,
+)
+from servers.providers import get_provider
+from servers.services import LOGIN_USERNAME
 from support.models import Ticket, TicketMessage
 
 
@@ -214,11 +224,26 @@ class Command(BaseCommand):
                 "region": row["region"],
                 "provider_id": row.get("provider_id", ""),
                 "ip_address": row.get("ip_address"),
-                "ssh_username": "root",
+                "ssh_username": LOGIN_USERNAME,
                 "ssh_password": secrets.token_urlsafe(18) if running else "",
                 "created_at": self._ago(row["age"]),
             },
         )
+        if created and running and get_provider().simulated:
+            # Offline, a built server's droplet is the simulator's: made here, so the
+            # demo servers start, stop and reboot like a bought one.
+            droplet = SimulatedDroplet.objects.create(
+                name=server.name,
+                tags=[f"server-{server.uuid}"],
+                size=server.plan.provider_size_slug,
+                region=server.region,
+                image=settings.DIGITALOCEAN_IMAGE,
+                power="active" if server.status == Server.Status.RUNNING else "off",
+                ip_address=server.ip_address,
+                created_at=server.created_at,
+            )
+            server.provider_id = str(droplet.pk)
+            server.save(update_fields=["provider_id"])
         self._count("servers", created)
         return server
 
@@ -326,6 +351,13 @@ class Command(BaseCommand):
                     Q(server__user__in=demo) | Q(server__payment__user__in=demo)
                 ),
             ),
+            (
+                "server actions",
+                ServerAction.objects.filter(
+                    Q(server__user__in=demo) | Q(server__payment__user__in=demo)
+                ),
+            ),
+            ("simulated droplets", self._demo_droplets(demo)),
             ("servers", Server.objects.filter(Q(user__in=demo) | Q(payment__user__in=demo))),
             ("Stripe events", StripeEvent.objects.filter(payment__user__in=demo)),
             ("payments", Payment.objects.filter(user__in=demo)),
@@ -345,6 +377,14 @@ class Command(BaseCommand):
             if count:
                 removed[label] = count
         return removed
+
+    def _demo_droplets(self, demo):
+        """The simulator's droplets of the demo servers, found by their tags."""
+        servers = Server.objects.filter(Q(user__in=demo) | Q(payment__user__in=demo))
+        tags = Q(pk__in=[])
+        for uuid in servers.values_list("uuid", flat=True):
+            tags |= Q(tags__contains=[f"server-{uuid}"])
+        return SimulatedDroplet.objects.filter(tags)
 
     # Helpers
 
