@@ -212,7 +212,12 @@ def test_a_worker_killed_while_building_a_server_is_recovered(settings, tmp_path
     with transaction.atomic(), log.open("w") as output:
         Server.objects.select_for_update().get(pk=server.pk)
         worker = subprocess.Popen(
-            [sys.executable, "manage.py", "procrastinate", "worker", "--queues", "servers"],
+            # One job at a time, so the job killed is the only one the dead worker held
+            # (with more, a periodic job may be running beside it).
+            [
+                *(sys.executable, "manage.py", "procrastinate", "worker"),
+                *("--queues", "servers", "--concurrency", "1"),
+            ],
             cwd=PROJECT_DIR,
             env=subprocess_env(
                 STRIPE_SECRET_KEY="", DIGITALOCEAN_TOKEN="", PROCRASTINATE_LOG_LEVEL="INFO"
