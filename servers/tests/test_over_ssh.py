@@ -1,16 +1,20 @@
-"""Deployments over SSH to a real sshd (servers/tests/sshd.py), through the same service
-and job as production: the host key pinned on the server row is the only one accepted;
-the log streams; the commit is recorded; a cancel and the timeout kill the remote
-processes and leave the deployment failed with the reason and the server's lock free."""
+"""The server flows that reach a real sshd (servers/tests/sshd.py), through the same
+services and jobs as production: the host key pinned on the server row is the only one
+accepted; a deployment streams its log and records the commit; a cancel and the timeout
+kill the remote processes and leave the deployment failed with the reason and the
+server's lock free; a password reset sets the password on the server."""
 
 import os
 import shutil
 import time
 
+import asyncssh
 import pytest
 
+from accounts.tests.factories import PASSWORD
 from hosting.testing import run_jobs
-from servers.models import Deployment
+from servers import credentials
+from servers.models import Deployment, Server, ServerAction
 from servers.tests.factories import ServerFactory
 from servers.tests.test_deployments import (
     cancel_once_git_waits,
@@ -19,6 +23,7 @@ from servers.tests.test_deployments import (
     git_processes,
     log_of,
 )
+from servers.tests.test_runners import password_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,8 +57,6 @@ def test_a_deployment_over_ssh_streams_its_log_and_records_the_commit(client, ss
 
 
 def test_a_host_key_other_than_the_pinned_one_runs_nothing(client, ssh_server, repo, settings):
-    from servers import credentials
-
     _, other_key = credentials.generate_host_key()
     ssh_server.ssh_host_key = other_key
     ssh_server.save(update_fields=["ssh_host_key"])
@@ -96,3 +99,29 @@ def test_the_timeout_over_ssh_stops_and_fails_the_deployment(
     assert deployment.status == Deployment.Status.FAILED
     assert deployment.failure_reason.startswith("Stopped after 2 s")
     assert git_processes(stalled_remote) == []
+
+
+def test_reset_password_from_the_page_sets_it_on_the_server_over_ssh(client, ssh_server, sshd):
+    """The customer's "Reset password" (after reauthentication) runs the action job, which
+    sets the new password over SSH and then stores it: it logs in, the old one does not."""
+    with sshd.password_held() as old:
+        Server.objects.filter(pk=ssh_server.pk).update(ssh_password=old)
+        ssh_server.user.set_password(PASSWORD)
+        ssh_server.user.save()
+        client.force_login(ssh_server.user)
+        response = client.post(f"/servers/{ssh_server.uuid}/password/reset/")
+        assert "/accounts/reauthenticate/" in response["Location"]
+        client.post(response["Location"], {"password": PASSWORD})  # replays the reset
+        action = ServerAction.objects.get(server=ssh_server)
+
+        run_jobs(until=lambda: ServerAction.objects.get(pk=action.pk).status != "in_progress")
+
+        action.refresh_from_db()
+        ssh_server.refresh_from_db()
+        assert action.status == "succeeded", action.reason
+        new = ssh_server.ssh_password
+        sshd.password = new
+        assert new != old and action.new_password == ""
+        assert password_login(sshd, new) == sshd.username
+        with pytest.raises(asyncssh.PermissionDenied):
+            password_login(sshd, old)
