@@ -1,5 +1,6 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
 
 from accounts.models import AuditAction, User
 from accounts.services import audit_event_record, client_ip
@@ -17,7 +18,15 @@ def _record_login_attempt(request, action: AuditAction, credentials: dict) -> No
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """allauth's adapter, with failed and refused logins written to the audit trail."""
+    """allauth's adapter: staff land in the admin, and failed and refused logins are written
+    to the audit trail."""
+
+    def get_login_redirect_url(self, request):
+        """Where a login lands when no `next` says otherwise (allauth asks only then): the
+        admin for staff, the dashboard (LOGIN_REDIRECT_URL) for customers."""
+        if request.user.is_staff:
+            return reverse("admin:index")
+        return super().get_login_redirect_url(request)
 
     def get_client_ip(self, request):
         """The one client address the whole site uses (TRUSTED_PROXY_COUNT): allauth's

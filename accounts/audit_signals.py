@@ -51,12 +51,17 @@ def on_email_confirmed(sender, request, email_address, **kwargs):
 
 @receiver(account_signals.email_changed)
 def on_email_changed(sender, request, user, from_email_address, to_email_address, **kwargs):
+    # allauth (ACCOUNT_CHANGE_EMAIL) also sends this when a user's first address is
+    # confirmed, from no address at all: that is the signup address being confirmed,
+    # recorded by on_email_confirmed, not a change.
+    if from_email_address is None:
+        return
     audit_event_record(
         action=AuditAction.EMAIL_CHANGE,
         actor=user,
         request=request,
         metadata={
-            "from": from_email_address.email if from_email_address else "",
+            "from": from_email_address.email,
             "to": to_email_address.email,
         },
     )

@@ -1,10 +1,11 @@
+from allauth.mfa.totp.views import ActivateTOTPView as AllauthActivateTOTPView
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.forms import ProfileForm
+from accounts.forms import ProfileForm, StableSecretActivateTOTPForm
 from accounts.selectors import recent_security_events
 from accounts.services import user_update_profile
 
@@ -27,3 +28,20 @@ def account_overview(request):
             "events": recent_security_events(request.user),
         },
     )
+
+
+class ActivateTOTPView(AllauthActivateTOTPView):
+    """allauth's TOTP activation (its reauthentication and checks included), with a
+    secret that survives a reload of the page: see StableSecretActivateTOTPForm."""
+
+    form_class = StableSecretActivateTOTPForm
+
+
+activate_totp = ActivateTOTPView.as_view()
+
+
+@require_GET
+def two_factor_lost(request):
+    """What to do without the authenticator app: a recovery code, or support. Open to
+    anyone, since the customer who needs it is stuck halfway through logging in."""
+    return render(request, "accounts/two_factor_lost.html")

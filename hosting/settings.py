@@ -208,6 +208,8 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Hosting <no-reply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STAFF_NOTIFICATION_EMAILS = env.list("STAFF_NOTIFICATION_EMAILS", default=[])
+# The address customers write to for help (shown when two-factor is lost); none: no link.
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="")
 
 # Secrets at rest: the first key encrypts, every key decrypts (rotation without loss).
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])

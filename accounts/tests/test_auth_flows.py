@@ -302,3 +302,55 @@ def test_recovery_codes_regenerated_and_two_factor_turned_off_are_audited(
     assert not Authenticator.objects.filter(user=user, type="totp").exists()
     assert actions_of(user).count(AuditAction.MFA_DISABLE) == 1
     assert AuditAction.MFA_ENABLE not in actions_of(user)  # set up outside the views
+
+
+def test_totp_secret_survives_a_reload_of_the_activation_page(
+    client, django_capture_on_commit_callbacks
+):
+    user = verified_user()
+    login(client, user.email)
+    assert client.post("/accounts/reauthenticate/", {"password": PASSWORD}).status_code == 302
+
+    first = client.get("/accounts/2fa/totp/activate/").context["form"].secret
+    # The customer reloads before typing the code their app shows for the first QR code.
+    second = client.get("/accounts/2fa/totp/activate/").context["form"].secret
+    assert second == first
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/accounts/2fa/totp/activate/", {"code": totp_code(first)})
+    assert response.status_code == 302
+    assert Authenticator.objects.filter(user=user, type="totp").exists()
+
+
+def test_totp_secret_is_new_for_the_next_activation(client, django_capture_on_commit_callbacks):
+    """Once an activation succeeds, the next one (after turning two-factor off) starts over."""
+    user = verified_user()
+    login(client, user.email)
+    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    first = client.get("/accounts/2fa/totp/activate/").context["form"].secret
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/accounts/2fa/totp/activate/", {"code": totp_code(first)})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/accounts/2fa/totp/deactivate/")
+    assert not Authenticator.objects.filter(user=user, type="totp").exists()
+
+    assert client.get("/accounts/2fa/totp/activate/").context["form"].secret != first
+
+
+def test_confirming_the_signup_address_is_not_an_email_change(
+    client, mailoutbox, django_capture_on_commit_callbacks
+):
+    email = "fresh@example.com"
+    client.post("/accounts/signup/", {"email": email, "password1": PASSWORD, "password2": PASSWORD})
+    user = User.objects.get(email=email)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(confirmation_link(mailoutbox[-1])).status_code == 302
+
+    recorded = actions_of(user)
+    assert AuditAction.EMAIL_CONFIRM in recorded
+    assert AuditAction.EMAIL_CHANGE not in recorded
+    login(client, email)
+    html = client.get("/accounts/").content.decode()
+    assert "Confirmed email" in html
+    assert "Changed email" not in html

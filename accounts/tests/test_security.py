@@ -7,7 +7,8 @@ from allauth.mfa.models import Authenticator
 from django.test import Client
 
 from accounts.models import AuditEvent
-from accounts.tests.helpers import login, verified_user
+from accounts.tests.factories import PASSWORD
+from accounts.tests.helpers import login, totp_code, verified_user
 from hosting.testing import run_python
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +146,88 @@ def test_audit_metadata_drops_secret_keys_whatever_their_case():
     )
     assert event.metadata == {"ok": 1}
     assert AuditEvent.objects.get(pk=event.pk).metadata == {"ok": 1}  # as stored
+
+
+# ---- where a login lands (issue 13) ----
+
+
+def test_staff_login_lands_in_the_admin(client, settings):
+    settings.STAFF_REQUIRE_MFA = False
+    staff = verified_user(is_staff=True, is_superuser=True)
+
+    response = login(client, staff.email)
+
+    assert response.status_code == 302
+    assert response.url == "/admin/"
+    assert client.get(response.url).status_code == 200
+
+
+def test_staff_login_follows_next_when_given(client, settings):
+    settings.STAFF_REQUIRE_MFA = False
+    staff = verified_user(is_staff=True, is_superuser=True)
+
+    response = client.post(
+        "/accounts/login/", {"login": staff.email, "password": PASSWORD, "next": "/pricing/"}
+    )
+
+    assert response.url == "/pricing/"
+
+
+def test_staff_with_two_factor_land_in_the_admin_after_the_code(client, settings):
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    settings.STAFF_REQUIRE_MFA = True
+    staff = verified_user(is_staff=True, is_superuser=True)
+    secret = generate_totp_secret()
+    TOTP.activate(staff, secret)
+
+    assert login(client, staff.email).url == "/accounts/2fa/authenticate/"
+    response = client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret)})
+
+    assert response.url == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_customer_login_lands_on_the_dashboard(client):
+    customer = verified_user()
+
+    assert login(client, customer.email).url == "/dashboard/"
+
+
+def test_staff_sent_to_set_up_two_factor_are_told_why(client, settings):
+    settings.STAFF_REQUIRE_MFA = True
+    staff = verified_user(is_staff=True, is_superuser=True)
+    login(client, staff.email)
+    why = "The admin requires two-factor authentication"
+
+    # First stop: confirm the password (allauth asks before two-factor changes).
+    response = client.get("/admin/", follow=True)
+    landed = response.redirect_chain[-1][0]
+    assert landed.startswith("/accounts/reauthenticate/?next=")
+    assert why in response.content.decode()
+
+    response = client.post(landed, {"password": PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == "/accounts/2fa/totp/activate/"
+    assert why in response.content.decode()
+    # Still said after a reload.
+    assert why in client.get("/accounts/2fa/totp/activate/").content.decode()
+
+
+def test_customers_and_other_reauthentication_are_not_told_about_the_admin(client, settings):
+    settings.STAFF_REQUIRE_MFA = True
+    customer = verified_user()
+    login(client, customer.email)
+
+    response = client.get("/accounts/2fa/totp/activate/", follow=True)
+    assert "The admin requires" not in response.content.decode()
+    client.post(response.redirect_chain[-1][0], {"password": PASSWORD})
+    html = client.get("/accounts/2fa/totp/activate/").content.decode()
+    assert "Activate Authenticator App" in html
+    assert "The admin requires" not in html
+
+    # Staff confirming their password for something else hear nothing about two-factor.
+    staff = verified_user(is_staff=True, is_superuser=True)
+    staff_client = Client()
+    login(staff_client, staff.email)
+    html = staff_client.get("/accounts/reauthenticate/?next=/accounts/email/").content.decode()
+    assert "The admin requires" not in html

@@ -201,3 +201,32 @@ def test_email_change_error_is_tied_to_its_field(client):
     assert field["aria-invalid"] == "true"
     assert field["aria-describedby"] == "id_email_error"
     assert page.find("ul", id="id_email_error", **{"class": "errorlist"})
+
+
+def test_login_code_prompt_mentions_recovery_codes_and_what_to_do_without_both(client):
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    user = verified_user()
+    TOTP.activate(user, generate_totp_secret())
+    assert login(client, user.email).url == "/accounts/2fa/authenticate/"
+
+    response = client.get("/accounts/2fa/authenticate/")
+    page = site_page(response)
+
+    assert "recovery code" in response.content.decode()
+    assert page.find("a", href="/accounts/2fa/lost/")
+
+    # The help page opens mid-login (before the code) and says to contact support.
+    response = client.get("/accounts/2fa/lost/")
+    site_page(response)
+    html = response.content.decode()
+    assert "recovery code" in html
+    assert "support" in html
+
+
+def test_lost_two_factor_help_links_to_the_support_address(client, settings):
+    settings.SUPPORT_EMAIL = "help@hosting.example.com"
+
+    page = site_page(client.get("/accounts/2fa/lost/"))
+
+    assert page.find("a", href="mailto:help@hosting.example.com")
