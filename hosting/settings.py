@@ -268,6 +268,19 @@ DEPLOY_WORKSPACE_DIR = Path(
 )
 # "ssh", "local", or empty: SSH for real servers, a local workspace for simulated ones.
 SERVER_RUNNER = ""
+# Custom domains: the resolvers DNS checks ask ("ip" or "ip:port"), how long a lookup may
+# take, the CAs a CAA record must allow for our servers' certificates (Caddy uses Let's
+# Encrypt), extra trust roots for certificate checks (tests: the test CA), the timeout of
+# a TLS check, and how many domains one server may carry.
+DNS_RESOLVERS = env.list("DNS_RESOLVERS", default=["1.1.1.1", "8.8.8.8"])
+DNS_TIMEOUT = env.float("DNS_TIMEOUT", default=4.0)
+ACME_CAA_IDENTITIES = env.list("ACME_CAA_IDENTITIES", default=["letsencrypt.org"])
+TLS_EXTRA_CA_FILE = env("TLS_EXTRA_CA_FILE", default="")
+TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5.0)
+DOMAINS_PER_SERVER = env.int("DOMAINS_PER_SERVER", default=20)
+# The port certificate checks connect to (tests: the test Caddy's).
+TLS_CHECK_PORT = 443
+
 # Tests only: also accept file:// git URLs (a local bare repository served by the test).
 DEPLOY_ALLOW_LOCAL_GIT_URLS = False
 

@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.template.defaultfilters import pluralize
+from django.utils.text import Truncator
 
 from billing.admin import refund_as_staff
 from hosting.admin_actions import confirmation_page, confirmed
@@ -43,7 +45,7 @@ class ServerActionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 class DomainInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Domain
-    fields = ("name", "verification_status", "ssl_status", "created_at")
+    fields = ("name", "verification_status", "ssl_status", "ssl_expires_at", "created_at")
     show_change_link = True
     extra = 0
 
@@ -360,6 +362,28 @@ class DeploymentAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
                 self.message_user(request, f"{deployment}: deployment queued.")
 
 
+class FailingDomainFilter(admin.SimpleListFilter):
+    """Domains that need a look: the DNS check or the HTTPS check failed."""
+
+    title = "failing"
+    parameter_name = "failing"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Failing (DNS or HTTPS)"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(
+                Q(verification_status=Domain.VerificationStatus.FAILED)
+                | Q(ssl_status=Domain.SSLStatus.FAILED)
+            )
+        return queryset
+
+
+# The list shows the start of a reason; the domain's page shows all of it.
+REASON_SHOWN = 80
+
+
 @admin.register(Domain)
 class DomainAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
     """Domains are verified and certified by their checks: staff look, they do not edit."""
@@ -370,9 +394,10 @@ class DomainAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
         "user_link",
         "verification_status",
         "ssl_status",
-        "created_at",
+        "short_reason",
+        "ssl_expires_at",
     )
-    list_filter = ("verification_status", "ssl_status")
+    list_filter = (FailingDomainFilter, "verification_status", "ssl_status")
     search_fields = ("name",)
     list_select_related = ("server", "user")
     autocomplete_fields = ("server", "user")
@@ -381,14 +406,31 @@ class DomainAdmin(ReadOnlyAdminMixin, ServerRowMixin, admin.ModelAdmin):
         "server",
         "user",
         "verification_status",
+        "verification_reason",
         "verification_token",
         "verified_at",
+        "checked_at",
+        "check_attempts",
         "ssl_status",
         "ssl_error",
+        "ssl_expires_at",
+        "ssl_checked_at",
+        "expiry_warned_for",
         "uuid",
         "created_at",
     )
     readonly_fields = ("verification_token", "verified_at", "uuid", "created_at")
+
+    @admin.display(description="reason")
+    def short_reason(self, obj):
+        """Why the domain is not ready: the DNS reason until verified, then the HTTPS one."""
+        if obj.verification_status != Domain.VerificationStatus.VERIFIED:
+            reason = obj.verification_reason
+        elif obj.ssl_status != Domain.SSLStatus.ACTIVE:
+            reason = obj.ssl_error
+        else:
+            reason = ""
+        return Truncator(reason).chars(REASON_SHOWN) if reason else ""
 
 
 @admin.register(ServerAction)

@@ -18,6 +18,47 @@ from django.template.loader import render_to_string
 CADDYFILE_TEMPLATE = "servers/Caddyfile"
 
 
+def _caddy_word(name: str, value: str) -> str:
+    """A value that goes into the Caddyfile as one token: no spaces, quotes, braces or
+    newlines that would change the file's structure."""
+    if not value or any(c.isspace() or c in '{}"`#' for c in value):
+        raise ValueError(f"{name} cannot go into a Caddyfile: {value!r}")
+    return value
+
+
+def caddyfile(
+    *,
+    ask_url: str,
+    acme_ca: str = "",
+    acme_ca_root: str = "",
+    http_port: int | None = None,
+    https_port: int | None = None,
+    storage_dir: str = "",
+    upstream: str = "127.0.0.1:8000",
+) -> str:
+    """The server's Caddyfile: HTTPS with on-demand TLS for any host name the panel's
+    `ask_url` allows (200 for `?domain=<name>`), plain HTTP for everything, both proxied
+    to the app on `upstream`.
+
+    Production passes only `ask_url` (Let's Encrypt on ports 80/443). Tests also pass a
+    local ACME CA (`acme_ca` directory URL, `acme_ca_root` PEM path), their own ports and
+    a storage directory; with ports given the admin API is off, so several instances
+    can run side by side.
+    """
+    context = {
+        "ask_url": _caddy_word("ask_url", ask_url),
+        "upstream": _caddy_word("upstream", upstream),
+        "acme_ca": acme_ca and _caddy_word("acme_ca", acme_ca),
+        "acme_ca_root": acme_ca_root and _caddy_word("acme_ca_root", acme_ca_root),
+        "storage_dir": storage_dir and _caddy_word("storage_dir", storage_dir),
+        "http_port": int(http_port) if http_port is not None else None,
+        "https_port": int(https_port) if https_port is not None else None,
+        # Production keeps the admin API (localhost:2019): `systemctl reload caddy` uses it.
+        "admin_off": http_port is not None or https_port is not None,
+    }
+    return render_to_string(CADDYFILE_TEMPLATE, context).rstrip("\n") + "\n"
+
+
 def user_data(
     *,
     username: str,
@@ -25,7 +66,12 @@ def user_data(
     host_private_key: str,
     host_public_key: str,
     panel_public_key: str,
+    tls_ask_url: str = "",
 ) -> str:
+    # TEMPORARY: until the caller passes the server's own ask URL (with its token), the
+    # default points at a token that matches no server, so the panel refuses every name
+    # and Caddy gets no certificate; plain HTTP works regardless.
+    tls_ask_url = tls_ask_url or f"{settings.SITE_URL.rstrip('/')}/servers/tls/ask/unset/"
     config = {
         # Only our login user: no distribution default user ("ubuntu") with its own keys.
         "users": [
@@ -64,7 +110,7 @@ def user_data(
         "write_files": [
             {
                 "path": "/etc/caddy/Caddyfile",
-                "content": render_to_string(CADDYFILE_TEMPLATE),
+                "content": caddyfile(ask_url=tls_ask_url),
                 "owner": "root:root",
                 "permissions": "0644",
                 # After the packages are installed, so the package's own Caddyfile does

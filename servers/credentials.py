@@ -86,3 +86,13 @@ def _openssh_public(public_key) -> str:
     return public_key.public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     ).decode("ascii")
+
+
+def generate_tls_token() -> str:
+    """The secret in a server's Caddy `ask` URL."""
+    return secrets.token_urlsafe(32)
+
+
+def tls_token_hash(token: str) -> str:
+    """What is stored and looked up: a fast hash is enough for 256 random bits."""
+    return hashlib.sha256(token.encode()).hexdigest()

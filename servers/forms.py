@@ -133,3 +133,23 @@ def _checked(value: str, problem) -> str:
     if message:
         raise forms.ValidationError(message)
     return value
+
+
+# The service decides what a valid name is; the form only bounds what reaches it.
+MAX_INPUT_LENGTH = 1000
+
+
+class DomainForm(forms.Form):
+    name = forms.CharField(
+        label="Domain name",
+        max_length=MAX_INPUT_LENGTH,
+        help_text="The name your visitors type, such as www.example.com.",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "www.example.com",
+                "autocomplete": "off",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+            }
+        ),
+    )

@@ -54,6 +54,11 @@ class Server(models.Model):
     # server is running, so a retried provisioning job builds the same server.
     ssh_host_key = models.TextField(blank=True, default="", db_default="")
     ssh_host_private_key = EncryptedTextField(blank=True, default="", db_default="")
+    # The token in the server's Caddy `ask` URL (/servers/tls/ask/<token>/): only its
+    # SHA-256 is kept for the lookup; the token itself (encrypted) only until the server
+    # runs, so a retried provisioning job writes the same one into cloud-init.
+    tls_token_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
+    tls_token = EncryptedTextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -71,6 +76,11 @@ class Server(models.Model):
                 fields=["provider_id"],
                 condition=~Q(provider_id=""),
                 name="servers_server_provider_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["tls_token_hash"],
+                condition=~Q(tls_token_hash=""),
+                name="servers_server_tls_token_hash_unique",
             ),
         ]
         indexes = [
@@ -100,6 +110,11 @@ class ServerEventKind(models.TextChoices):
     PASSWORD_RESET = "password_reset", "Password reset"
     DEPLOYED = "deployed", "Deployed"
     DEPLOY_FAILED = "deploy_failed", "Deployment failed"
+    DOMAIN_ADDED = "domain_added", "Domain added"
+    DOMAIN_VERIFIED = "domain_verified", "Domain verified"
+    HTTPS_ACTIVE = "https_active", "HTTPS active"
+    HTTPS_FAILED = "https_failed", "HTTPS failed"
+    DOMAIN_REMOVED = "domain_removed", "Domain removed"
 
 
 class ServerEvent(models.Model):
@@ -347,10 +362,19 @@ class Domain(models.Model):
     )
     verification_token = models.CharField(max_length=64, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Why the DNS check did not pass, with what it saw; empty once verified.
+    verification_reason = models.TextField(blank=True, default="", db_default="")
+    checked_at = models.DateTimeField(null=True, blank=True)
+    # Checks of this kind since the last change of state: the backoff between them.
+    check_attempts = models.PositiveIntegerField(default=0, db_default=0)
     ssl_status = models.CharField(
-        max_length=16, choices=SSLStatus.choices, default=SSLStatus.PENDING
+        "HTTPS status", max_length=16, choices=SSLStatus.choices, default=SSLStatus.PENDING
     )
-    ssl_error = models.TextField(blank=True, help_text="Why the certificate failed.")
+    ssl_error = models.TextField("HTTPS error", blank=True, help_text="Why the certificate failed.")
+    ssl_expires_at = models.DateTimeField("certificate expires", null=True, blank=True)
+    ssl_checked_at = models.DateTimeField("HTTPS checked at", null=True, blank=True)
+    # The expiry of the certificate the customer was warned about: one mail per certificate.
+    expiry_warned_for = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

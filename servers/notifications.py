@@ -1,5 +1,6 @@
 """Customer mail about servers. Sent from jobs, never inside a transaction."""
 
+from django.conf import settings
 from django.urls import reverse
 
 from hosting.mail import customer_mail_send
@@ -31,3 +32,40 @@ def deployment_failed_mail(deployment) -> int:
         template="deployment_failed",
         context={"deployment": deployment, "server": deployment.server, "log_path": path},
     )
+
+
+DOMAIN_MAILS = {
+    "verified": ("{name} points at your server", "domain_verified"),
+    "https_active": ("https://{name} is live", "domain_https_active"),
+    "https_failed": ("HTTPS for {name} failed", "domain_https_failed"),
+    "expiring": ("The certificate of {name} expires soon", "domain_expiring"),
+}
+
+
+def domain_mail(domain, kind: str) -> int:
+    """The customer hears of each step of their domain; staff also hear of a certificate
+    that was not renewed in time (Caddy renews 30 days ahead, so something is wrong)."""
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+
+    from support.notifications import staff_recipients
+
+    subject, template = DOMAIN_MAILS[kind]
+    subject = subject.format(name=domain.name)
+    context = {
+        "domain": domain,
+        "server": domain.server,
+        "domains_path": reverse("servers:domains", args=[domain.server.uuid]),
+    }
+    sent = customer_mail_send(user=domain.user, subject=subject, template=template, context=context)
+    if kind == "expiring" and staff_recipients():
+        body = render_to_string(
+            f"emails/{template}.txt", {**context, "user": None, "site_url": settings.SITE_URL}
+        )
+        sent += send_mail(
+            subject=f"[Hosting] {subject} ({domain.user.email})",
+            message=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=staff_recipients(),
+        )
+    return sent

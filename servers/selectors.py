@@ -133,3 +133,61 @@ def deployment_log_for(user, server_uuid, deployment_uuid, after: int) -> dict:
         "lines": lines,
         "last_number": lines[-1].number if lines else after,
     }
+
+
+# -- domains ----------------------------------------------------------------------------
+
+
+def tls_domain_allowed(*, token: str, domain: str) -> bool:
+    """Whether the server whose Caddy holds `token` may get a certificate for `domain`: it
+    is attached to that live server and verified. One query (the token's unique index,
+    then the domain's (server, name) index)."""
+    from servers.credentials import tls_token_hash
+
+    name = domain.strip().rstrip(".").lower()
+    if not token or not name or len(name) > 253 or len(token) > 128:
+        return False
+    return (
+        Domain.objects.filter(
+            server__tls_token_hash=tls_token_hash(token),
+            name=name,
+            verification_status=Domain.VerificationStatus.VERIFIED,
+        )
+        .exclude(server__status__in=ENDED_SERVER_STATUSES)
+        .exists()
+    )
+
+
+def domain_is_pending(domain: Domain) -> bool:
+    """A check is still to come by itself: DNS not settled yet, or HTTPS after it."""
+    if domain.verification_status == Domain.VerificationStatus.PENDING:
+        return True
+    return (
+        domain.verification_status == Domain.VerificationStatus.VERIFIED
+        and domain.ssl_status == Domain.SSLStatus.PENDING
+    )
+
+
+def domains_page_for(user, server_uuid) -> dict:
+    """The customer's server and its domains by name: two queries."""
+    server = server_owned_by(user, server_uuid)
+    domains = list(Domain.objects.filter(server=server).order_by("name"))
+    return {
+        "server": server,
+        "domains": domains,
+        "polling": any(domain_is_pending(domain) for domain in domains),
+        "simulated": not settings.DIGITALOCEAN_TOKEN,  # as get_provider() decides
+    }
+
+
+def domain_for_customer(user, server_uuid, domain_uuid) -> Domain:
+    """One of the customer's domains, under its own server's URL, with that server: one
+    query; anything else is a 404."""
+    return get_object_or_404(
+        Domain.objects.select_related("server").defer(
+            "server__ssh_password", "server__ssh_host_private_key", "server__tls_token"
+        ),
+        uuid=domain_uuid,
+        server__uuid=server_uuid,
+        server__user=user,
+    )

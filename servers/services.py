@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from hosting.jobs import defer
@@ -65,19 +66,36 @@ def server_create_for_payment(*, payment) -> Server | None:
 
 
 def _credentials_ensure(server: Server) -> Server:
-    """Generate the login password and the host key once, before any droplet exists, so
-    every attempt builds the same server with the same secrets."""
-    if server.ssh_password and server.ssh_host_private_key:
+    """Generate the login password, the host key and the TLS ask token once, before any
+    droplet exists, so every attempt builds the same server with the same secrets."""
+    if server.ssh_password and server.ssh_host_private_key and server.tls_token:
         return server
     private_key, public_key = credentials.generate_host_key()
+    token = credentials.generate_tls_token()
     with transaction.atomic():
         locked = Server.objects.select_for_update().get(pk=server.pk)
         if not (locked.ssh_password and locked.ssh_host_private_key):
             locked.ssh_password = credentials.generate_password()
             locked.ssh_host_private_key = private_key
             locked.ssh_host_key = public_key
-            locked.save(update_fields=["ssh_password", "ssh_host_private_key", "ssh_host_key"])
+        if not locked.tls_token:
+            locked.tls_token = token
+            locked.tls_token_hash = credentials.tls_token_hash(token)
+        locked.save(
+            update_fields=[
+                "ssh_password",
+                "ssh_host_private_key",
+                "ssh_host_key",
+                "tls_token",
+                "tls_token_hash",
+            ]
+        )
     return locked
+
+
+def tls_ask_url(token: str) -> str:
+    """The URL the server's Caddy asks before it gets a certificate for a name."""
+    return settings.SITE_URL.rstrip("/") + reverse("servers:tls_ask", args=[token])
 
 
 def _panel_key(provider) -> str:
@@ -101,6 +119,7 @@ def _droplet_spec(server: Server, provider) -> DropletSpec:
             host_private_key=server.ssh_host_private_key,
             host_public_key=server.ssh_host_key,
             panel_public_key=_panel_key(provider),
+            tls_ask_url=tls_ask_url(server.tls_token),
         ),
     )
 
@@ -168,8 +187,18 @@ def server_mark_running(*, server_id: int, ip_address: str) -> bool:
             return False
         server.status = Server.Status.RUNNING
         server.ip_address = ip_address
+        # The server has its secrets now: keep only what later connections verify.
         server.ssh_host_private_key = ""
-        server.save(update_fields=["status", "ip_address", "ssh_host_private_key", "updated_at"])
+        server.tls_token = ""
+        server.save(
+            update_fields=[
+                "status",
+                "ip_address",
+                "ssh_host_private_key",
+                "tls_token",
+                "updated_at",
+            ]
+        )
         server_event_record(
             server=server, kind=ServerEventKind.DROPLET_ACTIVE, message=f"Booted at {ip_address}."
         )
@@ -213,7 +242,8 @@ def server_provision_fail(*, server_id: int, reason: str) -> bool:
             return False
         server.status = Server.Status.FAILED
         server.ssh_host_private_key = ""
-        server.save(update_fields=["status", "ssh_host_private_key", "updated_at"])
+        server.tls_token = ""
+        server.save(update_fields=["status", "ssh_host_private_key", "tls_token", "updated_at"])
         server_event_record(server=server, kind=ServerEventKind.FAILED, message=reason)
         # Always: a droplet may exist that we never recorded (created, then the job died).
         defer(droplet_destroy, lock=server_lock(server.pk), server_id=server.pk)

@@ -159,3 +159,58 @@ def server_actions_watch(timestamp: int) -> int:
     from servers import actions
 
     return actions.server_actions_expire()
+
+
+# -- domains ----------------------------------------------------------------------------
+
+
+@app.task(queue="domains", retry=DEFAULT_RETRY)
+def domain_verify(domain_id: int) -> None:
+    from servers import domains
+
+    domains.domain_verify_step(domain_id=domain_id)
+
+
+@app.task(queue="domains", retry=DEFAULT_RETRY)
+def domain_https_check(domain_id: int) -> None:
+    """One look at the certificate; while it is being issued, look again later under the
+    same lock (a new job, so no worker waits)."""
+    from servers import domains
+
+    wait = domains.domain_https_step(domain_id=domain_id)
+    if wait is not None:
+        defer(
+            domain_https_check,
+            lock=domains.domain_lock(domain_id),
+            schedule_in={"seconds": wait},
+            domain_id=domain_id,
+        )
+
+
+@app.task(queue="notifications", retry=DEFAULT_RETRY)
+def domain_notify(domain_id: int, kind: str) -> None:
+    from servers.models import Domain
+
+    domain = Domain.objects.select_related("server", "user").filter(pk=domain_id).first()
+    if domain is not None:  # removed since: nothing to say
+        notifications.domain_mail(domain, kind)
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queue="maintenance", queueing_lock="domains_watch")
+def domains_watch(timestamp: int) -> int:
+    """DNS checks of domains not verified yet, as their backoff falls due; HTTPS checks of
+    certificates last looked at long ago (the expiry watch)."""
+    from django.db import transaction
+
+    from servers import domains
+
+    now = timezone.now()
+    due_dns = domains.domains_due_for_dns(now)
+    due_https = domains.domains_due_for_https(now)
+    with transaction.atomic():
+        for domain_id in due_dns:
+            defer(domain_verify, lock=domains.domain_lock(domain_id), domain_id=domain_id)
+        for domain_id in due_https:
+            defer(domain_https_check, lock=domains.domain_lock(domain_id), domain_id=domain_id)
+    return len(due_dns) + len(due_https)

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from servers.views import deployments, server
+from servers.views import deployments, domains, server, tls
 
 app_name = "servers"
 
 urlpatterns = [
+    path("tls/ask/<str:token>/", tls.tls_ask, name="tls_ask"),
     path("<uuid:server_uuid>/", server.server_detail, name="detail"),
     path("<uuid:server_uuid>/status/", server.server_status, name="status"),
     path("<uuid:server_uuid>/power/", server.server_power, name="power"),
@@ -30,5 +31,17 @@ urlpatterns = [
         "<uuid:server_uuid>/deployments/<uuid:deployment_uuid>/redeploy/",
         deployments.deployment_redeploy,
         name="deployment_redeploy",
+    ),
+    path("<uuid:server_uuid>/domains/", domains.domain_list, name="domains"),
+    path("<uuid:server_uuid>/domains/list/", domains.domain_list_partial, name="domains_list"),
+    path(
+        "<uuid:server_uuid>/domains/<uuid:domain_uuid>/check/",
+        domains.domain_check,
+        name="domain_check",
+    ),
+    path(
+        "<uuid:server_uuid>/domains/<uuid:domain_uuid>/remove/",
+        domains.domain_remove,
+        name="domain_remove",
     ),
 ]

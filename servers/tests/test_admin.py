@@ -2,6 +2,8 @@
 (the fields with consequences are read-only, servers are neither added nor deleted by
 hand, every action asks first and is audited), and no secret reaches a page."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.messages import get_messages
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -11,7 +13,7 @@ from billing.models import Payment
 from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_fakes import stripe_object
 from hosting.admin_links import admin_url
-from servers.models import Deployment, DeploymentLogLine, Server, ServerAction
+from servers.models import Deployment, DeploymentLogLine, Domain, Server, ServerAction
 from servers.tests.factories import DeploymentFactory, DomainFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
@@ -270,3 +272,111 @@ def test_staff_redeploy_through_the_service_audited(client, staff):
     assert ProcrastinateJob.objects.filter(task_name="servers.tasks.deployment_run").count() == 1
     audit = AuditEvent.objects.get(action="staff_action")
     assert audit.metadata["action"] == "deployment_redeploy"
+
+
+# -- domains ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def domains():
+    """One domain in each state staff filter by."""
+    server = ServerFactory(name="web-prod")
+    return {
+        "pending": DomainFactory(server=server, name="pending.example.com"),
+        "dns_failed": DomainFactory(
+            server=server,
+            name="dns-failed.example.com",
+            verification_status="failed",
+            verification_reason="dns-failed.example.com does not exist (NXDOMAIN). " + "x" * 200,
+            checked_at=datetime(2025, 3, 4, 10, 15, tzinfo=UTC),
+            check_attempts=7,
+        ),
+        "https_failed": DomainFactory(
+            server=server,
+            name="https-failed.example.com",
+            verification_status="verified",
+            ssl_status="failed",
+            ssl_error="The certificate served is for other.example.net.",
+        ),
+        "active": DomainFactory(
+            server=server,
+            name="active.example.com",
+            verification_status="verified",
+            ssl_status="active",
+            ssl_expires_at=datetime(2025, 5, 31, 8, 0, tzinfo=UTC),
+            ssl_checked_at=datetime(2025, 3, 2, 8, 30, tzinfo=UTC),
+            expiry_warned_for=datetime(2025, 5, 31, 8, 0, tzinfo=UTC),
+        ),
+    }
+
+
+def domain_names_listed(client, query: str = "") -> set[str]:
+    response = client.get(admin_url(Domain, "changelist") + query)
+    assert response.status_code == 200
+    return {d.name for d in response.context["cl"].result_list}
+
+
+def test_the_domain_list_shows_statuses_the_short_reason_and_expiry(client, staff, domains):
+    response = client.get(admin_url(Domain, "changelist"))
+
+    html = response.content.decode()
+    for column in ("column-name", "column-server_link", "column-user_link"):
+        assert column in html
+    for column in ("verification_status", "ssl_status", "short_reason", "ssl_expires_at"):
+        assert f"column-{column}" in html
+    assert "dns-failed.example.com does not exist (NXDOMAIN). xxx" in html
+    assert "x" * 100 not in html  # the reason is cut short in the list
+    assert "The certificate served is for other.example.net." in html
+    assert "May 31, 2025" in html
+    assert "web-prod" in html and domains["active"].user.email in html
+
+
+def test_the_failing_filter_keeps_dns_and_https_failures(client, staff, domains):
+    assert "Failing (DNS or HTTPS)" in client.get(admin_url(Domain, "changelist")).content.decode()
+    assert domain_names_listed(client, "?failing=yes") == {
+        "dns-failed.example.com",
+        "https-failed.example.com",
+    }
+    assert len(domain_names_listed(client)) == 4
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("?verification_status__exact=pending", {"pending.example.com"}),
+        ("?verification_status__exact=failed", {"dns-failed.example.com"}),
+        ("?ssl_status__exact=active", {"active.example.com"}),
+        ("?ssl_status__exact=failed", {"https-failed.example.com"}),
+    ],
+)
+def test_the_domain_status_filters(client, staff, domains, query, names):
+    assert domain_names_listed(client, query) == names
+
+
+def test_a_domain_page_shows_every_check_field_read_only(client, staff, domains):
+    domain = domains["dns_failed"]
+
+    response = client.get(admin_url(domain, "change"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    for label in (
+        "Verification reason",
+        "Checked at",
+        "Check attempts",
+        "Certificate expires",
+        "HTTPS checked at",
+        "Expiry warned for",
+    ):
+        assert label in html, label
+    assert "x" * 200 in html  # the whole reason on the domain's own page
+    assert "<textarea" not in html and 'name="name"' not in html
+
+
+def test_the_server_page_lists_its_domains_with_status_and_expiry(client, staff, domains):
+    server = domains["active"].server
+
+    html = client.get(admin_url(server, "change")).content.decode()
+
+    assert "active.example.com" in html and "May 31, 2025" in html
+    assert "https-failed.example.com" in html

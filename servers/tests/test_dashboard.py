@@ -2,8 +2,6 @@
 deployments and domains, or the plans to buy one; CSP-clean, every link leads somewhere,
 and a fixed number of queries."""
 
-import re
-
 import pytest
 
 from accounts.tests.factories import UserFactory
@@ -14,13 +12,6 @@ pytestmark = pytest.mark.django_db
 
 # Logged in: session, user, then the dashboard selector's server, deployments, domains.
 DASHBOARD_QUERIES = 5
-
-# Links the dashboard already shows to pages that another issue builds (DESIGN.md, URLs:
-# the server's domains page). Only these may resolve nowhere for now;
-# delete an entry when its route lands. Any other link that no route serves fails.
-NOT_BUILT_YET = {
-    "servers:domains": re.compile(r"/servers/[0-9a-f-]{36}/domains/"),
-}
 
 
 def test_dashboard_requires_login(client):
@@ -127,7 +118,7 @@ def dashboard_links_lead_somewhere(client) -> list[str]:
     response = client.get("/dashboard/")
     assert response.status_code == 200
     page = Page.of(response)
-    assert unresolved_links(page, "/dashboard/", NOT_BUILT_YET.values()) == []
+    assert unresolved_links(page, "/dashboard/") == []
     return page.links("/dashboard/")
 
 
@@ -140,7 +131,7 @@ def test_every_dashboard_link_leads_to_a_route_for_a_customer_with_a_server(clie
     links = dashboard_links_lead_somewhere(client)
 
     assert f"/servers/{server.uuid}/" in links
-    assert f"/servers/{server.uuid}/deployments/" in links  # the allow-list is used
+    assert f"/servers/{server.uuid}/deployments/" in links
     assert f"/servers/{server.uuid}/domains/" in links
 
 
