@@ -81,6 +81,7 @@ class AuditAction(models.TextChoices):
     PAYMENT_REFUND = "payment_refund", "Refunded a payment"
     STAFF_ACTION = "staff_action", "Staff action"
     SERVER_PASSWORD_REVEAL = "server_password_reveal", "Revealed a server password"
+    TICKET_STATUS = "ticket_status", "Changed a ticket's status"
 
 
 class AuditEvent(models.Model):

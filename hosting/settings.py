@@ -278,6 +278,10 @@ ACME_CAA_IDENTITIES = env.list("ACME_CAA_IDENTITIES", default=["letsencrypt.org"
 TLS_EXTRA_CA_FILE = env("TLS_EXTRA_CA_FILE", default="")
 TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5.0)
 DOMAINS_PER_SERVER = env.int("DOMAINS_PER_SERVER", default=20)
+
+# Support: how many tickets and replies one customer may send per hour.
+SUPPORT_RATE_LIMIT = env.int("SUPPORT_RATE_LIMIT", default=20)
+
 # The port certificate checks connect to (tests: the test Caddy's).
 TLS_CHECK_PORT = 443
 

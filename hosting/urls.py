@@ -21,6 +21,7 @@ urlpatterns = [
     path("dashboard/", server_views.dashboard, name="dashboard"),
     path("servers/", include("servers.urls")),
     path("billing/", include("billing.urls")),
+    path("support/", include("support.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from hosting.admin_links import ReadOnlyAdminMixin, link_column
 from support import services
@@ -118,16 +118,22 @@ class TicketAdmin(admin.ModelAdmin):
             return super().save_formset(request, form, formset, change)
         # A new row is a reply (or note) by the staff member signed in, through the service;
         # existing messages are never edited.
-        written = [
-            services.ticket_reply_by_staff(
-                ticket=form.instance,
-                author=request.user,
-                body=message.body,
-                internal=message.internal,
-            )
-            for message in formset.save(commit=False)
-            if message.pk is None
-        ]
+        written = []
+        for message in formset.save(commit=False):
+            if message.pk is not None:
+                continue
+            try:
+                written.append(
+                    services.ticket_reply_by_staff(
+                        ticket=form.instance,
+                        author=request.user,
+                        body=message.body,
+                        internal=message.internal,
+                        request=request,
+                    )
+                )
+            except services.TicketRefused as refusal:
+                self.message_user(request, f"Reply not sent: {refusal}", messages.ERROR)
         formset.new_objects = written  # what the admin's history entry names
 
 

@@ -54,6 +54,10 @@ class Ticket(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # The last message the customer can see (theirs or staff's), and when the customer
+    # last looked: a staff reply after that is "unread" on their list.
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    customer_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -64,10 +68,16 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"], name="ticket_user_created_idx"),
             models.Index(fields=["status", "-updated_at"], name="ticket_status_updated_idx"),
+            models.Index(fields=["user", "-last_activity_at"], name="ticket_user_activity_idx"),
         ]
 
     def __str__(self):
         return self.subject
+
+    @property
+    def unread(self) -> bool:
+        """Support wrote since the customer last viewed the ticket."""
+        return self.customer_seen_at is None or self.last_activity_at > self.customer_seen_at
 
 
 class TicketMessage(models.Model):

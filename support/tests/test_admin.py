@@ -97,3 +97,24 @@ def test_messages_are_read_only_on_their_own_pages(client, staff):
     message = TicketMessageFactory()
     assert client.post(admin_url(message), {"body": "x"}).status_code == 403
     assert client.get(admin_url(TicketMessage, "add")).status_code == 403
+
+
+def test_a_reply_on_a_closed_ticket_is_refused_with_a_message(client, staff):
+    ticket = TicketFactory(status=Ticket.Status.CLOSED)
+    response = client.post(
+        admin_url(ticket),
+        {
+            "subject": ticket.subject,
+            "server": "",
+            "description": ticket.description,
+            "priority": ticket.priority,
+            "messages-TOTAL_FORMS": "1",
+            "messages-INITIAL_FORMS": "0",
+            "messages-0-body": "Hello again.",
+            "messages-2-TOTAL_FORMS": "0",
+            "messages-2-INITIAL_FORMS": "0",
+        },
+        follow=True,
+    )
+    assert "Reply not sent: This ticket is closed" in response.content.decode()
+    assert not ticket.messages.exists()
