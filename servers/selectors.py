@@ -42,7 +42,7 @@ def server_page_for(user, server_uuid) -> dict:
     )
     server = get_object_or_404(
         Server.objects.select_related("plan", "payment")
-        .defer("ssh_password", "ssh_host_private_key")
+        .defer("ssh_password", "ssh_host_private_key", "tls_token")
         .annotate(open_action_kind=Subquery(open_action.values("kind")[:1])),
         uuid=server_uuid,
         user=user,
@@ -71,7 +71,8 @@ def server_owned_by(user, server_uuid) -> Server:
 DEPLOYMENTS_SHOWN = 50
 # The log page shows at most this many lines at first (the most recent ones).
 LOG_LINES_SHOWN = 5000
-_SERVER_SECRETS = ("server__ssh_password", "server__ssh_host_private_key")
+# A row joined to its server never loads the server's secrets (nor decrypts them).
+_SERVER_SECRETS = ("server__ssh_password", "server__ssh_host_private_key", "server__tls_token")
 
 
 def deployments_page_for(user, server_uuid) -> dict:
@@ -184,9 +185,7 @@ def domain_for_customer(user, server_uuid, domain_uuid) -> Domain:
     """One of the customer's domains, under its own server's URL, with that server: one
     query; anything else is a 404."""
     return get_object_or_404(
-        Domain.objects.select_related("server").defer(
-            "server__ssh_password", "server__ssh_host_private_key", "server__tls_token"
-        ),
+        Domain.objects.select_related("server").defer(*_SERVER_SECRETS),
         uuid=domain_uuid,
         server__uuid=server_uuid,
         server__user=user,
