@@ -2,19 +2,49 @@
 inside a request's transaction."""
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 
 
-def customer_mail_send(*, user, subject: str, template: str, context: dict) -> int:
+def customer_mail_send(
+    *,
+    user,
+    subject: str,
+    template: str,
+    context: dict,
+    headers: dict | None = None,
+    reply_to: list[str] | None = None,
+) -> int:
     """Render templates/emails/<template>.txt with `context` (plus user and site_url) and
-    send it to the user; returns how many messages went out."""
-    body = render_to_string(
-        f"emails/{template}.txt", {**context, "user": user, "site_url": settings.SITE_URL}
+    send it to the user, with any extra `headers` (threading) and `reply_to`; returns how
+    many messages went out."""
+    return mail_send(
+        to=[user.email],
+        subject=subject,
+        template=template,
+        context={**context, "user": user},
+        headers=headers,
+        reply_to=reply_to,
     )
-    return send_mail(
+
+
+def mail_send(
+    *,
+    to: list[str],
+    subject: str,
+    template: str,
+    context: dict,
+    headers: dict | None = None,
+    reply_to: list[str] | None = None,
+) -> int:
+    """Render templates/emails/<template>.txt (plus site_url) and send it to `to`."""
+    body = render_to_string(f"emails/{template}.txt", {**context, "site_url": settings.SITE_URL})
+    message = EmailMessage(
         subject=f"[Hosting] {subject}",
-        message=body,
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[user.email],
+        to=to,
+        headers=headers,
+        reply_to=reply_to,
     )
+    return message.send()

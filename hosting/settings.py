@@ -281,6 +281,15 @@ DOMAINS_PER_SERVER = env.int("DOMAINS_PER_SERVER", default=20)
 
 # Support: how many tickets and replies one customer may send per hour.
 SUPPORT_RATE_LIMIT = env.int("SUPPORT_RATE_LIMIT", default=20)
+# A resolved ticket nobody wrote on for this many days is closed.
+SUPPORT_AUTOCLOSE_DAYS = env.int("SUPPORT_AUTOCLOSE_DAYS", default=7)
+# Ticket mails ask for replies at support+<ticket token>@<this domain>; the mailbox behind
+# it is read over IMAP (imaps://user:password@host/INBOX) every minute when the URL is set.
+SUPPORT_EMAIL_DOMAIN = env(
+    "SUPPORT_EMAIL_DOMAIN", default=SUPPORT_EMAIL.rpartition("@")[2] or "localhost"
+)
+SUPPORT_IMAP_URL = env("SUPPORT_IMAP_URL", default="")
+SUPPORT_IMAP_TIMEOUT = env.float("SUPPORT_IMAP_TIMEOUT", default=30.0)
 
 # The port certificate checks connect to (tests: the test Caddy's).
 TLS_CHECK_PORT = 443

@@ -115,6 +115,8 @@ class ServerEventKind(models.TextChoices):
     HTTPS_ACTIVE = "https_active", "HTTPS active"
     HTTPS_FAILED = "https_failed", "HTTPS failed"
     DOMAIN_REMOVED = "domain_removed", "Domain removed"
+    TICKET_OPENED = "ticket_opened", "Ticket opened"
+    TICKET_ANSWERED = "ticket_answered", "Support answered"
 
 
 class ServerEvent(models.Model):

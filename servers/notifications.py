@@ -1,9 +1,8 @@
 """Customer mail about servers. Sent from jobs, never inside a transaction."""
 
-from django.conf import settings
 from django.urls import reverse
 
-from hosting.mail import customer_mail_send
+from hosting.mail import customer_mail_send, mail_send
 from servers.models import Server, ServerEventKind
 
 
@@ -45,9 +44,6 @@ DOMAIN_MAILS = {
 def domain_mail(domain, kind: str) -> int:
     """The customer hears of each step of their domain; staff also hear of a certificate
     that was not renewed in time (Caddy renews 30 days ahead, so something is wrong)."""
-    from django.core.mail import send_mail
-    from django.template.loader import render_to_string
-
     from support.notifications import staff_recipients
 
     subject, template = DOMAIN_MAILS[kind]
@@ -58,14 +54,11 @@ def domain_mail(domain, kind: str) -> int:
         "domains_path": reverse("servers:domains", args=[domain.server.uuid]),
     }
     sent = customer_mail_send(user=domain.user, subject=subject, template=template, context=context)
-    if kind == "expiring" and staff_recipients():
-        body = render_to_string(
-            f"emails/{template}.txt", {**context, "user": None, "site_url": settings.SITE_URL}
-        )
-        sent += send_mail(
-            subject=f"[Hosting] {subject} ({domain.user.email})",
-            message=body,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=staff_recipients(),
+    if kind == "expiring" and (staff := staff_recipients()):
+        sent += mail_send(
+            to=staff,
+            subject=f"{subject} ({domain.user.email})",
+            template=template,
+            context={**context, "user": None},
         )
     return sent

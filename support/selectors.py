@@ -1,6 +1,8 @@
 """Reads for the customer's support pages: each a fixed number of queries, whatever the
 number of tickets or messages. Another customer's ticket is a 404."""
 
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db.models import F
 from django.shortcuts import get_object_or_404
 
 from support.models import Ticket, TicketMessage, TicketStatus
@@ -9,9 +11,19 @@ TICKETS_SHOWN = 200
 STATUS_FILTERS = ("open", "closed")
 
 
-def tickets_page_for(user, status_filter: str = "") -> dict:
+SEARCH_MAX_LENGTH = 200
+
+
+def search_text(value: str) -> str:
+    """What a search box sent, as PostgreSQL can take it: no NUL, at most 200 characters."""
+    return value.replace("\x00", "").strip()[:SEARCH_MAX_LENGTH]
+
+
+def tickets_page_for(user, status_filter: str = "", search: str = "") -> dict:
     """The customer's tickets, latest activity first: one query. `status_filter` "open"
-    is every ticket not closed, "closed" the closed ones; anything else, all."""
+    is every ticket not closed, "closed" the closed ones; anything else, all. `search`
+    keeps the tickets whose words (subject, description, replies; never staff's notes)
+    match, best match first."""
     tickets = Ticket.objects.filter(user=user).only(
         "uuid",
         "subject",
@@ -27,8 +39,16 @@ def tickets_page_for(user, status_filter: str = "") -> dict:
         tickets = tickets.filter(status=TicketStatus.CLOSED)
     else:
         status_filter = ""
-    tickets = list(tickets.order_by("-last_activity_at", "-id")[:TICKETS_SHOWN])
-    return {"tickets": tickets, "status_filter": status_filter}
+    order = ["-last_activity_at", "-id"]
+    search = search_text(search)
+    if search:
+        query = SearchQuery(search, search_type="websearch", config="english")
+        tickets = tickets.filter(search_document=query).annotate(
+            rank=SearchRank(F("search_document"), query)
+        )
+        order.insert(0, "-rank")
+    tickets = list(tickets.order_by(*order)[:TICKETS_SHOWN])
+    return {"tickets": tickets, "status_filter": status_filter, "search": search}
 
 
 def ticket_for(user, ticket_uuid) -> Ticket:

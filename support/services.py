@@ -1,12 +1,14 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditAction, User
 from accounts.services import audit_event_record
 from hosting.jobs import defer
+from servers.models import ServerEventKind
+from servers.services import server_event_record
 from support.models import Ticket, TicketMessage, TicketPriority, TicketStatus
 
 SUBJECT_MAX_LENGTH = 200
@@ -19,7 +21,16 @@ class TicketRefused(Exception):
 
 # -- status rules ------------------------------------------------------------------------
 
-EVENTS = ("staff_reply", "customer_reply", "staff_note", "resolve", "close", "reopen", "autoclose")
+EVENTS = (
+    "staff_reply",
+    "customer_reply",
+    "staff_note",
+    "start",
+    "resolve",
+    "close",
+    "reopen",
+    "autoclose",
+)
 CLOSED_MESSAGE = "This ticket is closed; open a new one."
 
 
@@ -31,6 +42,7 @@ def ticket_status_after(*, status: str, event: str) -> str:
     - a staff reply moves an open ticket to in progress;
     - a customer reply to a resolved ticket reopens it;
     - staff notes never change the status;
+    - staff may start work on an open ticket (in progress) without replying;
     - staff resolve an open or in-progress ticket;
     - the customer (or staff) may close any ticket not already closed, and reopen a
       resolved or closed one;
@@ -47,6 +59,10 @@ def ticket_status_after(*, status: str, event: str) -> str:
         return TicketStatus.OPEN if status == TicketStatus.RESOLVED else status
     if event == "staff_note":
         return status
+    if event == "start":
+        if status != TicketStatus.OPEN:
+            raise TicketRefused("Only an open ticket can be marked in progress.")
+        return TicketStatus.IN_PROGRESS
     if event == "resolve":
         if status not in (TicketStatus.OPEN, TicketStatus.IN_PROGRESS):
             raise TicketRefused("Only an open or in-progress ticket can be resolved.")
@@ -63,29 +79,37 @@ def ticket_status_after(*, status: str, event: str) -> str:
     return TicketStatus.CLOSED if status == TicketStatus.RESOLVED else status
 
 
-def _status_audit(ticket: Ticket, *, before: str, event: str, actor, request=None) -> None:
-    """Audit a change of status: a customer's as TICKET_STATUS, a staff member's as a
-    staff action (as the admin's actions are)."""
+def _status_apply(ticket: Ticket, *, event: str, actor, request=None) -> list[str]:
+    """Move the (locked) ticket on by `event` and audit a change: a customer's or the
+    system's as TICKET_STATUS, a staff member's as a staff action (as the admin's actions
+    are). Returns the fields to save."""
+    before = ticket.status
+    ticket.status = ticket_status_after(status=before, event=event)
     if ticket.status == before:
-        return
-    metadata = {"action": "ticket_status", "before": before, "after": ticket.status}
-    if actor is not None and actor.pk == ticket.user_id:
-        action = AuditAction.TICKET_STATUS
-        metadata = {"before": before, "after": ticket.status, "event": event}
-    else:
+        return []
+    ticket.status_changed_at = timezone.now()
+    if actor is not None and actor.pk != ticket.user_id:
         action = AuditAction.STAFF_ACTION
-        if event != "set":
-            metadata["event"] = event
+        metadata = {"action": "ticket_status", "before": before, "after": ticket.status}
+    else:
+        action = AuditAction.TICKET_STATUS
+        metadata = {"before": before, "after": ticket.status}
     audit_event_record(
-        action=action, actor=actor, request=request, target=ticket, metadata=metadata
+        action=action,
+        actor=actor,
+        request=request,
+        target=ticket,
+        metadata={**metadata, "event": event},
     )
+    return ["status", "status_changed_at"]
 
 
 # -- limits ------------------------------------------------------------------------------
 
 
 def _check_length(value: str, *, limit: int, what: str) -> str:
-    value = value.strip()
+    # Browsers send a textarea's line breaks as CRLF: store one kind, as mail expects.
+    value = value.replace("\r\n", "\n").strip()
     if not value:
         raise TicketRefused(f"Write the {what}.")
     if len(value) > limit:
@@ -137,37 +161,64 @@ def ticket_create(
             created_at=now,
             last_activity_at=now,
             customer_seen_at=now,
+            status_changed_at=now,
         )
+        if server is not None:
+            server_event_record(
+                server=server, kind=ServerEventKind.TICKET_OPENED, message=f"“{subject}”"
+            )
         defer(ticket_notify_staff, ticket_id=ticket.pk)
     return ticket
 
 
-def ticket_reply_by_customer(*, ticket_id: int, user, body: str, request=None) -> TicketMessage:
-    """The customer's reply on their ticket: refused on a closed ticket and past the
-    hourly limit; reopens a resolved ticket (audited)."""
+def ticket_reply_by_customer(
+    *, ticket_id: int, user, body: str, email_message_id: str = "", request=None
+) -> TicketMessage:
+    """The customer's reply on their ticket (on the site, or by email with its
+    Message-ID): refused on a closed ticket and past the hourly limit; reopens a resolved
+    ticket (audited); staff are mailed by a job."""
     body = _check_length(body, limit=BODY_MAX_LENGTH, what="reply")
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket_id, user=user)
-        before = ticket.status
-        ticket.status = ticket_status_after(status=before, event="customer_reply")
+        fields = _status_apply(ticket, event="customer_reply", actor=user, request=request)
         _check_rate(user)
-        now = timezone.now()
-        message = TicketMessage.objects.create(
-            ticket=ticket, author=user, body=body, created_at=now
+        message = _message_add(ticket, author=user, body=body, email_message_id=email_message_id)
+        ticket.last_activity_at = ticket.customer_seen_at = message.created_at
+        ticket.waiting_on_staff = True
+        ticket.save(
+            update_fields=[
+                *fields,
+                "last_activity_at",
+                "customer_seen_at",
+                "waiting_on_staff",
+                "updated_at",
+            ]
         )
-        ticket.last_activity_at = ticket.customer_seen_at = now
-        ticket.save(update_fields=["status", "last_activity_at", "customer_seen_at", "updated_at"])
-        _status_audit(ticket, before=before, event="customer_reply", actor=user, request=request)
+    return message
+
+
+def _message_add(ticket: Ticket, *, author, body: str, internal=False, email_message_id=""):
+    """Write the message and, unless it is an internal note, the job that mails it."""
+    from support.tasks import ticket_message_notify
+
+    message = TicketMessage.objects.create(
+        ticket=ticket,
+        author=author,
+        body=body,
+        internal=internal,
+        email_message_id=email_message_id,
+        created_at=timezone.now(),
+    )
+    if not internal:
+        defer(ticket_message_notify, message_id=message.pk)
     return message
 
 
 def _customer_status_event(*, ticket_id: int, user, event: str, request=None) -> Ticket:
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket_id, user=user)
-        before = ticket.status
-        ticket.status = ticket_status_after(status=before, event=event)
-        ticket.save(update_fields=["status", "updated_at"])
-        _status_audit(ticket, before=before, event=event, actor=user, request=request)
+        fields = _status_apply(ticket, event=event, actor=user, request=request)
+        ticket.save(update_fields=[*fields, "updated_at"])
     return ticket
 
 
@@ -191,39 +242,71 @@ def ticket_seen_by_customer(*, ticket_id: int, user) -> None:
 
 
 def ticket_reply_by_staff(
-    *, ticket: Ticket, author, body: str, internal: bool = False, request=None
-):
-    """A staff reply (or, `internal`, a note only staff see) on the ticket's page. A reply
-    moves an open ticket to in progress (audited); a closed ticket takes notes only."""
+    *,
+    ticket: Ticket,
+    author,
+    body: str,
+    internal: bool = False,
+    email_message_id: str = "",
+    request=None,
+) -> TicketMessage:
+    """A staff reply (or, `internal`, a note only staff see) from the admin or by email.
+    A reply moves an open ticket to in progress (audited), is mailed to the customer and
+    shows on the server's timeline; a closed ticket takes notes only."""
+    body = _check_length(body, limit=BODY_MAX_LENGTH, what="reply")
     event = "staff_note" if internal else "staff_reply"
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        before = ticket.status
-        ticket.status = ticket_status_after(status=before, event=event)
-        now = timezone.now()
-        message = TicketMessage.objects.create(
-            ticket=ticket, author=author, body=body, internal=internal, created_at=now
+        fields = _status_apply(ticket, event=event, actor=author, request=request)
+        message = _message_add(
+            ticket, author=author, body=body, internal=internal, email_message_id=email_message_id
         )
-        fields = ["status", "updated_at"]
         if not internal:
-            ticket.last_activity_at = now
-            fields.append("last_activity_at")
-        ticket.save(update_fields=fields)
-        _status_audit(ticket, before=before, event=event, actor=author, request=request)
+            ticket.last_activity_at = message.created_at
+            ticket.waiting_on_staff = False
+            fields += ["last_activity_at", "waiting_on_staff"]
+            if ticket.server_id is not None:
+                server_event_record(
+                    server=ticket.server,
+                    kind=ServerEventKind.TICKET_ANSWERED,
+                    message=f"“{ticket.subject}”",
+                )
+        ticket.save(update_fields=[*fields, "updated_at"])
     return message
 
 
-def ticket_status_set_by_staff(*, ticket: Ticket, status: str, actor, request=None) -> bool:
-    """Staff move a ticket to `status`; audited. False when it already was."""
+def ticket_event_by_staff(*, ticket: Ticket, event: str, actor, request=None) -> Ticket:
+    """Staff start, resolve, close or reopen a ticket, by the status rules; audited.
+    TicketRefused when the rules do not allow it from the ticket's status."""
+    if event not in ("start", "resolve", "close", "reopen"):
+        raise ValueError(f"Staff cannot {event!r} a ticket")
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        if ticket.status == status:
-            return False
-        before = ticket.status
-        ticket.status = status
-        ticket.save(update_fields=["status", "updated_at"])
-        _status_audit(ticket, before=before, event="set", actor=actor, request=request)
-    return True
+        fields = _status_apply(ticket, event=event, actor=actor, request=request)
+        ticket.save(update_fields=[*fields, "updated_at"])
+    return ticket
+
+
+def tickets_autoclose() -> int:
+    """Close every ticket resolved more than SUPPORT_AUTOCLOSE_DAYS ago with nothing
+    written since (a reply would have reopened it); audited as the system's. Returns how
+    many closed. Each ticket is locked and checked again, so a reply racing the job wins."""
+    due = timezone.now() - timedelta(days=settings.SUPPORT_AUTOCLOSE_DAYS)
+    closed = 0
+    candidates = Ticket.objects.filter(status=TicketStatus.RESOLVED, status_changed_at__lt=due)
+    for ticket_id in candidates.values_list("pk", flat=True):
+        with transaction.atomic():
+            ticket = (
+                Ticket.objects.select_for_update()
+                .filter(pk=ticket_id, status=TicketStatus.RESOLVED, status_changed_at__lt=due)
+                .first()
+            )
+            if ticket is None:
+                continue
+            fields = _status_apply(ticket, event="autoclose", actor=None)
+            ticket.save(update_fields=[*fields, "updated_at"])
+            closed += 1
+    return closed
 
 
 def ticket_assign(*, ticket: Ticket, assignee, actor, request=None) -> bool:
@@ -242,3 +325,36 @@ def ticket_assign(*, ticket: Ticket, assignee, actor, request=None) -> bool:
             metadata={"action": "ticket_assign", "assignee": assignee.email},
         )
     return True
+
+
+# -- email -------------------------------------------------------------------------------
+
+
+def ticket_reply_by_email(
+    *, reply_token: str, sender_email: str, body: str, email_message_id: str
+) -> TicketMessage | None:
+    """A reply that came by email to the ticket's reply address: from the ticket's
+    customer it is theirs, from an active staff member a staff reply (never a note).
+    None when this email (its Message-ID) was added already; TicketRefused for an unknown
+    token, any other sender, or what the site would refuse too (closed, limits)."""
+    added = TicketMessage.objects.filter(email_message_id=email_message_id)
+    if email_message_id and added.exists():
+        return None
+    ticket = Ticket.objects.filter(reply_token=reply_token).first()
+    if ticket is None:
+        raise TicketRefused("No ticket has this reply address.")
+    author = User.objects.filter(email__iexact=sender_email, is_active=True).first()
+    if author is None or (author.pk != ticket.user_id and not author.is_staff):
+        raise TicketRefused(f"{sender_email} is neither the ticket's customer nor staff.")
+    try:
+        if author.pk == ticket.user_id:
+            return ticket_reply_by_customer(
+                ticket_id=ticket.pk, user=author, body=body, email_message_id=email_message_id
+            )
+        return ticket_reply_by_staff(
+            ticket=ticket, author=author, body=body, email_message_id=email_message_id
+        )
+    except IntegrityError as exc:
+        if "ticketmsg_email_once" in str(exc):  # the same email, read twice at once
+            return None
+        raise

@@ -19,7 +19,9 @@ def _to_ticket(ticket):
 @login_required
 @require_GET
 def ticket_list(request):
-    context = selectors.tickets_page_for(request.user, request.GET.get("status", ""))
+    context = selectors.tickets_page_for(
+        request.user, request.GET.get("status", ""), request.GET.get("q", "")
+    )
     return render(request, "support/tickets.html", context)
 
 

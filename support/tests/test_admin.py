@@ -32,7 +32,7 @@ def test_resolving_is_an_audited_action(client, staff):
     ticket = TicketFactory(status=Ticket.Status.OPEN)
 
     act(client, "mark_resolved", ticket)
-    act(client, "mark_resolved", ticket)  # already resolved: nothing more
+    again = act(client, "mark_resolved", ticket)  # already resolved: refused, by the rules
 
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.RESOLVED
@@ -42,7 +42,14 @@ def test_resolving_is_an_audited_action(client, staff):
         "support.ticket",
         str(ticket.pk),
     )
-    assert event.metadata == {"action": "ticket_status", "before": "open", "after": "resolved"}
+    assert event.metadata == {
+        "action": "ticket_status",
+        "before": "open",
+        "after": "resolved",
+        "event": "resolve",
+    }
+    page = client.get(again.url).content.decode()
+    assert "Only an open or in-progress ticket can be resolved." in page
 
 
 def test_assign_to_me(client, staff):
@@ -118,3 +125,75 @@ def test_a_reply_on_a_closed_ticket_is_refused_with_a_message(client, staff):
     )
     assert "Reply not sent: This ticket is closed" in response.content.decode()
     assert not ticket.messages.exists()
+
+
+def changelist(client, **params):
+    response = client.get(admin_url(Ticket, "changelist"), params)
+    assert response.status_code == 200
+    return {ticket.pk for ticket in response.context["cl"].result_list}
+
+
+def test_filters_waiting_on_staff_and_unassigned(client, staff):
+    from support import services
+
+    asked = TicketFactory()  # the customer wrote; nobody answered
+    answered = TicketFactory()
+    services.ticket_reply_by_staff(ticket=answered, author=staff, body="Done?")
+    resolved = TicketFactory(status=Ticket.Status.RESOLVED)  # waits on nobody
+    mine = TicketFactory()
+    services.ticket_assign(ticket=mine, assignee=staff, actor=staff)
+
+    assert changelist(client, waiting_on="staff") == {asked.pk, mine.pk}
+    assert changelist(client, waiting_on="customer") == {answered.pk}
+    assert changelist(client, assignee="none") == {asked.pk, answered.pk, resolved.pk}
+    assert changelist(client, assignee="me") == {mine.pk}
+    assert changelist(client, assignee=str(staff.pk)) == {mine.pk}
+
+
+def test_the_list_shows_who_it_waits_on_and_age(client, staff):
+    TicketFactory(subject="Waiting one")
+    page = client.get(admin_url(Ticket, "changelist")).content.decode()
+    assert '<td class="field-waiting">staff</td>' in page
+    assert 'class="field-age' in page and 'class="field-last_activity_at' in page
+
+
+def test_staff_do_not_add_tickets_in_the_admin(client, staff):
+    assert client.get(admin_url(Ticket, "add")).status_code == 403
+
+
+def test_the_conversation_shows_script_as_text_and_when_each_reply_was_mailed(client, staff):
+    ticket = TicketFactory(description="<script>alert(1)</script>")
+    TicketMessageFactory(ticket=ticket, body="<script>alert(2)</script>")
+    page = client.get(admin_url(ticket)).content.decode()
+    assert "<script>alert(" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert f"support+{ticket.reply_token}@" in page
+    assert "Internal note (only staff see it; not mailed)" in page
+
+
+def test_a_change_page_save_does_not_undo_a_reply_that_came_meanwhile(client, staff):
+    """Staff load the page, the customer replies, staff save a new priority: the save
+    writes the priority only, so the customer's reply keeps the ticket waiting on staff."""
+    from support import services
+
+    ticket = TicketFactory(priority="low")
+    services.ticket_reply_by_staff(ticket=ticket, author=staff, body="Try now.")
+    loaded = client.get(admin_url(ticket))
+    assert loaded.status_code == 200
+    services.ticket_reply_by_customer(ticket_id=ticket.pk, user=ticket.user, body="Nope.")
+    response = client.post(
+        admin_url(ticket),
+        {
+            "subject": ticket.subject,
+            "server": "",
+            "priority": "high",
+            "messages-TOTAL_FORMS": "0",
+            "messages-INITIAL_FORMS": "0",
+            "messages-2-TOTAL_FORMS": "0",
+            "messages-2-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    ticket.refresh_from_db()
+    assert (ticket.priority, ticket.waiting_on_staff) == ("high", True)

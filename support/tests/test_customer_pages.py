@@ -63,7 +63,7 @@ def test_the_whole_journey(client):
     assert "Looking into it." in page and "Still down." in page
     assert 'data-testid="unread"' not in client.get("/support/").content.decode()
 
-    services.ticket_status_set_by_staff(ticket=ticket, status="resolved", actor=staff)
+    services.ticket_event_by_staff(ticket=ticket, event="resolve", actor=staff)
     reply(client, ticket, "It broke again.")
     assert status_of(ticket) == "open"
 
