@@ -153,6 +153,10 @@ class TicketAdmin(admin.ModelAdmin):
         # A ticket is the customer's: they open it (support/services.ticket_create).
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # A conversation is a record (its messages are protected): close it instead.
+        return False
+
     def get_search_results(self, request, queryset, search_term):
         """Ranked full-text search over everything staff may read, notes included (the
         GIN-indexed document), or the customer's email."""

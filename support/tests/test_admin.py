@@ -157,8 +157,11 @@ def test_the_list_shows_who_it_waits_on_and_age(client, staff):
     assert 'class="field-age' in page and 'class="field-last_activity_at' in page
 
 
-def test_staff_do_not_add_tickets_in_the_admin(client, staff):
+def test_staff_neither_add_nor_delete_tickets_in_the_admin(client, staff):
     assert client.get(admin_url(Ticket, "add")).status_code == 403
+    ticket = TicketFactory()
+    assert client.post(admin_url(ticket, "delete"), {"post": "yes"}).status_code == 403
+    assert Ticket.objects.filter(pk=ticket.pk).exists()
 
 
 def test_the_conversation_shows_script_as_text_and_when_each_reply_was_mailed(client, staff):
