@@ -2,7 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
-from hosting import health, views
+from hosting import activity_views, health, views
 from servers.views import server as server_views
 
 # Staff sign in through the same allauth login (and two-factor) as everyone else.
@@ -22,6 +22,7 @@ urlpatterns = [
     path("servers/", include("servers.urls")),
     path("billing/", include("billing.urls")),
     path("support/", include("support.urls")),
+    path("activity/", activity_views.activity, name="activity"),
     path("admin/", admin.site.urls),
 ]
 
