@@ -82,6 +82,7 @@ class AuditAction(models.TextChoices):
     STAFF_ACTION = "staff_action", "Staff action"
     SERVER_PASSWORD_REVEAL = "server_password_reveal", "Revealed a server password"
     TICKET_STATUS = "ticket_status", "Changed a ticket's status"
+    PAYMENT_DISPUTE = "payment_dispute", "A payment was disputed"
 
 
 class AuditEvent(models.Model):

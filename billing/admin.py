@@ -3,7 +3,7 @@ from django.template.defaultfilters import pluralize
 
 from billing import services, webhooks
 from billing.gateways import GatewayError
-from billing.models import Payment, PaymentStatus, Plan, StripeEvent
+from billing.models import Payment, PaymentStatus, Plan, StripeEvent, Subscription
 from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
 
@@ -70,15 +70,25 @@ class PaymentAdmin(admin.ModelAdmin):
         "created_at",
         "user_link",
         "plan",
+        "kind",
         "amount",
         "status",
+        "disputed_at",
         "paid_at",
         "refunded_at",
         "server_link",
     )
-    list_filter = ("status", "plan", "created_at")
+    list_filter = (
+        "status",
+        "kind",
+        ("disputed_at", admin.EmptyFieldListFilter),
+        "plan",
+        "created_at",
+    )
     search_fields = (
         "user__email",
+        "stripe_invoice_id",
+        "stripe_dispute_id",
         "stripe_checkout_session_id",
         "stripe_payment_intent_id",
         "stripe_charge_id",
@@ -115,9 +125,15 @@ class PaymentAdmin(admin.ModelAdmin):
             },
         ),
         ("Stripe", {"fields": STRIPE_FIELDS}),
-        ("Record", {"fields": ("uuid", "created_at", "paid_at", "refunded_at")}),
+        ("Dispute", {"fields": ("stripe_dispute_id", "dispute_reason", "disputed_at")}),
+        ("Record", {"fields": ("uuid", "kind", "renews", "created_at", "paid_at", "refunded_at")}),
     )
     readonly_fields = (
+        "stripe_dispute_id",
+        "dispute_reason",
+        "disputed_at",
+        "kind",
+        "renews",
         "server_link",
         "related",
         *STRIPE_FIELDS,
@@ -242,3 +258,28 @@ class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, obj):
         return admin_pre(obj.payload)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """As Stripe last told us, and what billing did about it. Changed by Stripe's events,
+    the periodic jobs and reconciliation only."""
+
+    list_display = (
+        "stripe_subscription_id",
+        "user_link",
+        "server_link",
+        "plan",
+        "status",
+        "current_period_end",
+        "cancel_at_period_end",
+        "past_due_since",
+        "suspended_at",
+        "delete_after",
+    )
+    list_filter = ("status", "cancel_at_period_end", "plan")
+    search_fields = ("stripe_subscription_id", "stripe_customer_id", "user__email")
+    list_select_related = ("user", "server", "plan")
+
+    user_link = link_column("user", "user__email")
+    server_link = link_column("server", "server__name")

@@ -57,13 +57,33 @@ def _unique_when_set(field: str):
     )
 
 
+class PaymentKind(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    RENEWAL = "renewal", "Renewal"
+
+
 class Payment(models.Model):
     """One payment for one plan. Stripe ids are unique when set, so one Stripe object can
     never be booked against two payments."""
 
     Status = PaymentStatus
+    Kind = PaymentKind
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(
+        max_length=16,
+        choices=PaymentKind.choices,
+        default=PaymentKind.PURCHASE,
+        db_default=PaymentKind.PURCHASE,
+    )
+    # The server a renewal paid for (a purchase's server points at its payment instead).
+    renews = models.ForeignKey(
+        "servers.Server",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="renewals",
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments"
     )
@@ -88,11 +108,20 @@ class Payment(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    # A chargeback: the customer's bank took the money back pending review.
+    stripe_dispute_id = models.CharField(max_length=255, blank=True, default="", db_default="")
+    dispute_reason = models.CharField(max_length=64, blank=True, default="", db_default="")
+    disputed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             choices_check("status", PaymentStatus, "billing_payment"),
+            choices_check("kind", PaymentKind, "billing_payment"),
+            models.CheckConstraint(
+                condition=Q(kind=PaymentKind.PURCHASE) | Q(renews__isnull=False),
+                name="billing_payment_renewal_has_server",
+            ),
             _unique_when_set("stripe_checkout_session_id"),
             _unique_when_set("stripe_invoice_id"),
             _unique_when_set("stripe_payment_intent_id"),
@@ -128,6 +157,81 @@ class Payment(models.Model):
     def is_paid(self) -> bool:
         """Paid and not refunded."""
         return self.status == PaymentStatus.SUCCEEDED
+
+
+class SubscriptionStatus(models.TextChoices):
+    """Stripe's subscription statuses, mirrored as Stripe says them."""
+
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
+    TRIALING = "trialing", "Trial"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+
+
+# Stripe is still trying to collect: the grace period runs.
+OVERDUE_STATUSES = [SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID]
+
+
+class Subscription(models.Model):
+    """The monthly subscription that pays for one server, as Stripe last told us (events,
+    or a re-read during reconciliation), plus what we did about it: when it fell overdue,
+    when its server was suspended, when a canceled one's server is to be deleted."""
+
+    Status = SubscriptionStatus
+
+    server = models.OneToOneField(
+        "servers.Server", on_delete=models.PROTECT, related_name="subscription"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    stripe_subscription_id = models.CharField(max_length=255, unique=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(
+        max_length=24, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    # The first renewal that failed and is still unpaid: the grace period counts from here.
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    # Said to the customer while past due, with where to pay (Stripe's invoice page).
+    failure_reason = models.TextField(blank=True, default="")
+    pay_url = models.TextField(blank=True, default="")
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    # A canceled subscription's server is destroyed after this, and never before the
+    # customer was warned (deletion_warned_at).
+    delete_after = models.DateTimeField(null=True, blank=True)
+    deletion_warned_at = models.DateTimeField(null=True, blank=True)
+    # When Stripe last told us its state (an event, or reconciliation's re-read).
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [choices_check("status", SubscriptionStatus, "billing_subscription")]
+        indexes = [
+            models.Index(fields=["user"], name="subscription_user_idx"),
+            models.Index(
+                fields=["past_due_since"],
+                condition=Q(past_due_since__isnull=False),
+                name="subscription_overdue_idx",
+            ),
+            models.Index(
+                fields=["delete_after"],
+                condition=Q(delete_after__isnull=False),
+                name="subscription_delete_after_idx",
+            ),
+        ]
+
+    def __str__(self):
+        return self.stripe_subscription_id
 
 
 class StripeEvent(models.Model):

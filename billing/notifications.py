@@ -1,9 +1,14 @@
 """Customer mail about payments. Sent from jobs, never inside a transaction."""
 
-from django.urls import reverse
+from datetime import timedelta
 
-from billing.models import Payment
-from hosting.mail import customer_mail_send
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.models import Payment, Subscription
+from hosting.mail import customer_mail_send, mail_send
 from servers.models import ServerEventKind
 
 
@@ -14,6 +19,8 @@ def payment_mail(payment: Payment, kind: str) -> int:
     context = {"payment": payment, "receipt_path": receipt_path}
     if kind == "received":
         subject, template = f"Payment received: {payment.plan.name}", "payment_received"
+    elif kind == "renewed":
+        subject, template = f"Renewed: {payment.plan.name}", "payment_renewed"
     elif kind == "refunded:provision_failed":
         server = getattr(payment, "server", None)
         failed = server.events.filter(kind=ServerEventKind.FAILED).last() if server else None
@@ -25,4 +32,55 @@ def payment_mail(payment: Payment, kind: str) -> int:
         raise ValueError(f"unknown payment mail {kind!r}")
     return customer_mail_send(
         user=payment.user, subject=subject, template=template, context=context
+    )
+
+
+SUBSCRIPTION_MAILS = {
+    "payment_failed": ("Your renewal payment failed", "subscription_payment_failed"),
+    "suspended": ("Your server is suspended", "subscription_suspended"),
+    "resumed": ("Your server is back", "subscription_resumed"),
+    "canceled": ("Your subscription ended: back up your server", "subscription_canceled"),
+}
+
+
+def subscription_mail(subscription: Subscription, kind: str, *, amount: str = "") -> int:
+    """The customer hears of each step: a failed renewal (the amount, where to pay, when
+    the server would be suspended), the suspension, the resumption, and the end of the
+    subscription (when the server will be deleted: the warning deletion waits for)."""
+    subject, template = SUBSCRIPTION_MAILS[kind]
+    grace_end = None
+    if subscription.past_due_since:
+        grace_end = subscription.past_due_since + timedelta(days=settings.BILLING_GRACE_DAYS)
+    sent = customer_mail_send(
+        user=subscription.user,
+        subject=subject,
+        template=template,
+        context={
+            "subscription": subscription,
+            "server": subscription.server,
+            "amount": amount,
+            "grace_end": grace_end,
+            "billing_path": reverse("billing:payments"),
+        },
+    )
+    if kind == "canceled":
+        with transaction.atomic():
+            Subscription.objects.filter(pk=subscription.pk, deletion_warned_at__isnull=True).update(
+                deletion_warned_at=timezone.now()
+            )
+    return sent
+
+
+def dispute_mail_staff(payment: Payment) -> int:
+    from support.notifications import staff_recipients
+
+    to = staff_recipients()
+    if not to:
+        return 0
+    admin_path = reverse("admin:billing_payment_change", args=[payment.pk])
+    return mail_send(
+        to=to,
+        subject=f"Payment disputed: {payment.amount_display} by {payment.user.email}",
+        template="payment_disputed_staff",
+        context={"payment": payment, "admin_url": settings.SITE_URL + admin_path},
     )

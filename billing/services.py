@@ -173,6 +173,36 @@ def payment_fulfil(*, payment: Payment) -> Server | None:
     return server
 
 
+def payment_subscription_ensure(*, payment: Payment) -> None:
+    """Once a purchase has both its server and its Stripe subscription id (events bring
+    them in any order), the server's Subscription row exists (caller holds the lock)."""
+    from billing.subscriptions import subscription_for_server
+
+    server = Server.objects.filter(payment=payment).first()
+    if server is not None:
+        subscription_for_server(payment=payment, server=server)
+
+
+def payment_dispute_record(*, payment: Payment, dispute_id: str, reason: str) -> bool:
+    """The customer's bank disputes the payment (caller holds its lock): flagged, audited,
+    staff mailed; once per dispute. Nothing else changes until staff decide."""
+    from billing.tasks import payment_dispute_notify
+
+    if payment.stripe_dispute_id == dispute_id:
+        return False
+    payment.stripe_dispute_id = dispute_id
+    payment.dispute_reason = reason[:64]
+    payment.disputed_at = timezone.now()
+    payment.save(update_fields=["stripe_dispute_id", "dispute_reason", "disputed_at"])
+    audit_event_record(
+        action=AuditAction.PAYMENT_DISPUTE,
+        target=payment,
+        metadata={"dispute": dispute_id, "reason": reason, "amount_cents": payment.amount_cents},
+    )
+    defer(payment_dispute_notify, payment_id=payment.pk)
+    return True
+
+
 def payment_fail(*, payment: Payment, reason: str) -> bool:
     """The customer's bank declined (caller holds the payment's lock)."""
     if payment.status != PaymentStatus.PENDING:

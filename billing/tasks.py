@@ -2,9 +2,9 @@
 
 from procrastinate.contrib.django import app
 
-from billing import notifications, services
+from billing import notifications, services, subscriptions
 from billing.gateways import get_gateway
-from billing.models import Payment
+from billing.models import Payment, Subscription
 from hosting.tasks import DEFAULT_RETRY, GATEWAY_RETRY
 
 
@@ -34,3 +34,35 @@ def billing_reconcile_periodic(timestamp: int) -> None:
     from billing.reconcile import billing_reconcile
 
     billing_reconcile()
+
+
+@app.task(queue="notifications", retry=DEFAULT_RETRY)
+def subscription_notify(subscription_id: int, kind: str, amount: str = "") -> None:
+    subscription = Subscription.objects.select_related("user", "plan", "server").get(
+        pk=subscription_id
+    )
+    notifications.subscription_mail(subscription, kind, amount=amount)
+
+
+@app.task(queue="notifications", retry=DEFAULT_RETRY)
+def payment_dispute_notify(payment_id: int) -> None:
+    payment = Payment.objects.select_related("user", "plan").get(pk=payment_id)
+    notifications.dispute_mail_staff(payment)
+
+
+@app.periodic(cron="*/5 * * * *")
+@app.task(queue="billing", queueing_lock="subscriptions_suspend_overdue")
+def subscriptions_suspend_overdue(timestamp: int) -> int:
+    return subscriptions.subscriptions_suspend_overdue()
+
+
+@app.periodic(cron="*/15 * * * *")
+@app.task(queue="billing", queueing_lock="subscriptions_delete_ended")
+def subscriptions_delete_ended(timestamp: int) -> int:
+    return subscriptions.subscriptions_delete_ended()
+
+
+@app.periodic(cron="23 * * * *")
+@app.task(queue="billing", queueing_lock="subscriptions_reconcile")
+def subscriptions_reconcile(timestamp: int) -> int:
+    return subscriptions.subscriptions_reconcile()

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing import services
-from billing.gateways import GatewayError, InvoicePayment, get_gateway
+from billing import services, subscriptions
+from billing.gateways import GatewayError, InvoicePayment, SubscriptionState, get_gateway
 from billing.models import Payment, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 TOLERANCE_SECONDS = 300
 PAID_SESSION_STATUSES = {"paid", "no_payment_required"}
 FIRST_INVOICE = "subscription_create"
+RENEWAL_INVOICE = "subscription_cycle"
 
 
 class WebhookRejected(Exception):
@@ -59,7 +60,11 @@ HANDLED = {
     "checkout.session.async_payment_succeeded": ("checkout.session", "cs_"),
     "checkout.session.async_payment_failed": ("checkout.session", "cs_"),
     "invoice.paid": ("invoice", "in_"),
+    "invoice.payment_failed": ("invoice", "in_"),
     "charge.refunded": ("charge", "ch_"),
+    "customer.subscription.updated": ("subscription", "sub_"),
+    "customer.subscription.deleted": ("subscription", "sub_"),
+    "charge.dispute.created": ("dispute", "dp_"),
 }
 
 
@@ -174,14 +179,33 @@ def _event_note(row_id: int, started: float, *, error: str) -> None:
 @dataclass(frozen=True)
 class Prefetched:
     invoice_payment: InvoicePayment | None = None
+    # The subscription as Stripe has it now, for the events whose order matters.
+    subscription: SubscriptionState | None = None
+
+
+def _invoice_subscription_id(invoice: dict) -> str:
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    return details.get("subscription") or ""
 
 
 def _prefetch(event: dict) -> Prefetched:
     """Reads from Stripe that a handler needs, made before any row is locked."""
-    obj = event["data"]["object"]
-    if event["type"] == "invoice.paid" and obj.get("billing_reason") == FIRST_INVOICE:
-        return Prefetched(invoice_payment=get_gateway().invoice_payment(invoice_id=obj["id"]))
-    return Prefetched()
+    obj, event_type = event["data"]["object"], event["type"]
+    gateway = get_gateway()
+    reason = obj.get("billing_reason")
+    if event_type.startswith("customer.subscription."):
+        subscription_id = obj["id"]
+    elif event_type in ("invoice.paid", "invoice.payment_failed") and reason == RENEWAL_INVOICE:
+        subscription_id = _invoice_subscription_id(obj)
+    else:
+        subscription_id = ""
+    paid_with = None
+    if event_type == "invoice.paid" and reason in (FIRST_INVOICE, RENEWAL_INVOICE):
+        paid_with = gateway.invoice_payment(invoice_id=obj["id"])
+    state = None
+    if subscription_id:
+        state = gateway.subscription_retrieve(subscription_id=subscription_id)
+    return Prefetched(invoice_payment=paid_with, subscription=state)
 
 
 # --- finding the payment --------------------------------------------------------------
@@ -224,7 +248,7 @@ def _payment_for_invoice(invoice: dict) -> Payment:
 
 
 def _payment_for_charge(charge: dict) -> Payment:
-    payment = _locked(stripe_charge_id=charge["id"])
+    payment = _locked(stripe_charge_id=charge["id"]) if charge["id"] else None
     if payment is None and charge.get("payment_intent"):
         payment = _locked(stripe_payment_intent_id=charge["payment_intent"])
     if payment is None:
@@ -253,6 +277,7 @@ def on_session_completed(session: dict, prefetched: Prefetched) -> Payment:
     services.payment_record_stripe_ids(payment, **_session_ids(session))
     if session.get("payment_status") in PAID_SESSION_STATUSES:
         services.payment_fulfil(payment=payment)
+    services.payment_subscription_ensure(payment=payment)
     return payment
 
 
@@ -272,9 +297,18 @@ def on_session_async_failed(session: dict, prefetched: Prefetched) -> Payment:
     return payment
 
 
+def _subscription(subscription_id: str):
+    try:
+        return subscriptions.subscription_locked(subscription_id)
+    except subscriptions.SubscriptionUnknown as exc:
+        raise NotReady(str(exc)) from exc
+
+
 def on_invoice_paid(invoice: dict, prefetched: Prefetched) -> Payment | None:
+    if invoice.get("billing_reason") == RENEWAL_INVOICE:
+        return on_renewal_paid(invoice, prefetched)
     if invoice.get("billing_reason") != FIRST_INVOICE:
-        return None  # renewals are recurring billing's, not the purchase's
+        return None  # a one-off or a plan change's invoice: nothing to do
     payment = _payment_for_invoice(invoice)
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     paid_with = prefetched.invoice_payment
@@ -287,6 +321,46 @@ def on_invoice_paid(invoice: dict, prefetched: Prefetched) -> Payment | None:
         stripe_charge_id=paid_with.charge_id if paid_with else "",
     )
     services.payment_fulfil(payment=payment)
+    services.payment_subscription_ensure(payment=payment)
+    return payment
+
+
+def on_renewal_paid(invoice: dict, prefetched: Prefetched) -> Payment | None:
+    """A month paid: a renewal Payment, the period extended, a suspension lifted."""
+    subscription = _subscription(_invoice_subscription_id(invoice))
+    payment = subscriptions.renewal_record(
+        subscription, invoice=invoice, paid_with=prefetched.invoice_payment
+    )
+    if prefetched.subscription is not None:
+        subscriptions.subscription_apply(subscription, prefetched.subscription)
+    return payment
+
+
+def on_invoice_payment_failed(invoice: dict, prefetched: Prefetched) -> None:
+    if invoice.get("billing_reason") != RENEWAL_INVOICE or prefetched.subscription is None:
+        return None  # a first payment that fails is the checkout's, shown there
+    subscription = _subscription(prefetched.subscription.id)
+    subscriptions.payment_failure_record(
+        subscription, invoice=invoice, state=prefetched.subscription
+    )
+    return None
+
+
+def on_subscription_changed(subscription_object: dict, prefetched: Prefetched) -> None:
+    """`updated` and `deleted` alike: apply the state Stripe has now, not the event's."""
+    subscription = _subscription(subscription_object["id"])
+    subscriptions.subscription_apply(subscription, prefetched.subscription)
+    return None
+
+
+def on_dispute_created(dispute: dict, prefetched: Prefetched) -> Payment:
+    """A chargeback: the payment is flagged, staff are mailed, the audit trail says so.
+    Nothing else changes: staff decide what to do."""
+    charge = {"id": dispute.get("charge") or "", "payment_intent": dispute.get("payment_intent")}
+    payment = _payment_for_charge(charge)
+    services.payment_dispute_record(
+        payment=payment, dispute_id=dispute["id"], reason=dispute.get("reason") or ""
+    )
     return payment
 
 
@@ -314,5 +388,9 @@ HANDLERS = {
     "checkout.session.async_payment_succeeded": on_session_async_succeeded,
     "checkout.session.async_payment_failed": on_session_async_failed,
     "invoice.paid": on_invoice_paid,
+    "invoice.payment_failed": on_invoice_payment_failed,
     "charge.refunded": on_charge_refunded,
+    "customer.subscription.updated": on_subscription_changed,
+    "customer.subscription.deleted": on_subscription_changed,
+    "charge.dispute.created": on_dispute_created,
 }

@@ -279,6 +279,11 @@ TLS_EXTRA_CA_FILE = env("TLS_EXTRA_CA_FILE", default="")
 TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5.0)
 DOMAINS_PER_SERVER = env.int("DOMAINS_PER_SERVER", default=20)
 
+# Billing: days a failed renewal may stay unpaid before the server is suspended, and days
+# a canceled subscription's server is kept (suspended) before it is deleted.
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+DELETION_GRACE_DAYS = env.int("DELETION_GRACE_DAYS", default=14)
+
 # Support: how many tickets and replies one customer may send per hour.
 SUPPORT_RATE_LIMIT = env.int("SUPPORT_RATE_LIMIT", default=20)
 # A resolved ticket nobody wrote on for this many days is closed.

@@ -69,6 +69,8 @@ def _state_refusal(server: Server, kind: str) -> str | None:
         return "The server is still being built."
     if server.status in ENDED_SERVER_STATUSES:
         return "This server no longer exists."
+    if server.status == Server.Status.SUSPENDED:
+        return "This server is suspended until the overdue payment is made."
     if kind == ServerActionKind.START:
         if server.status == Server.Status.RUNNING:
             return "The server is already running."
@@ -140,6 +142,64 @@ def server_action_request(
             )
         defer(server_action_run, lock=server_lock(server.pk), action_id=action.pk)
     return action
+
+
+def server_suspend(*, server_id: int, reason: str) -> bool:
+    """Billing suspends the server, in the caller's transaction: `suspended` (the
+    customer's actions and deployments are refused), on the timeline with `reason`, and
+    powered off by a system stop action (graceful, then a power cut). Whatever action or
+    deployment was under way is ended first. False when the server is not running or
+    stopped (being built, already suspended, or gone)."""
+    from servers.deployments import deployment_cancel
+    from servers.tasks import server_action_run
+
+    server = Server.objects.select_for_update().get(pk=server_id)
+    if server.status not in (Server.Status.RUNNING, Server.Status.STOPPED):
+        return False
+    was_running = server.status == Server.Status.RUNNING
+    _open_action_end(server, reason="The server was suspended.")
+    unfinished = Deployment.objects.filter(
+        server=server, status__in=[DeploymentStatus.PENDING, DeploymentStatus.IN_PROGRESS]
+    )
+    for deployment_id in unfinished.values_list("pk", flat=True):
+        deployment_cancel(deployment_id=deployment_id)
+    server.status = Server.Status.SUSPENDED
+    server.save(update_fields=["status", "updated_at"])
+    server_event_record(server=server, kind=ServerEventKind.SUSPENDED, message=reason)
+    if was_running:
+        action = ServerAction.objects.create(server=server, kind=ServerActionKind.STOP)
+        defer(server_action_run, lock=server_lock(server.pk), action_id=action.pk)
+    return True
+
+
+def server_resume(*, server_id: int, reason: str) -> bool:
+    """Billing lifts a suspension, in the caller's transaction: the server is `stopped`
+    again and a system start action powers it on (it is `running` once the provider says
+    so). False when it was not suspended."""
+    from servers.tasks import server_action_run
+
+    server = Server.objects.select_for_update().get(pk=server_id)
+    if server.status != Server.Status.SUSPENDED:
+        return False
+    _open_action_end(server, reason="The suspension was lifted.")
+    server.status = Server.Status.STOPPED
+    server.save(update_fields=["status", "updated_at"])
+    server_event_record(server=server, kind=ServerEventKind.RESUMED, message=reason)
+    action = ServerAction.objects.create(server=server, kind=ServerActionKind.START)
+    defer(server_action_run, lock=server_lock(server.pk), action_id=action.pk)
+    return True
+
+
+def _open_action_end(server: Server, *, reason: str) -> None:
+    """End the server's unfinished action, if any: its job, polling next, finds it ended
+    and stops; the one-open-action index then takes billing's."""
+    open_action = (
+        ServerAction.objects.filter(server=server, status=ServerActionStatus.IN_PROGRESS)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if open_action is not None:
+        server_action_fail(action_id=open_action, reason=reason)
 
 
 def _requested_message(kind: ServerActionKind) -> str:

@@ -14,6 +14,8 @@ class ServerStatus(models.TextChoices):
     PROVISIONING = "provisioning", "Provisioning"
     RUNNING = "running", "Running"
     STOPPED = "stopped", "Stopped"
+    # Powered off for an unpaid renewal, data kept; payment brings it back.
+    SUSPENDED = "suspended", "Suspended"
     FAILED = "failed", "Failed"
     DELETED = "deleted", "Deleted"
 
@@ -115,6 +117,8 @@ class ServerEventKind(models.TextChoices):
     HTTPS_ACTIVE = "https_active", "HTTPS active"
     HTTPS_FAILED = "https_failed", "HTTPS failed"
     DOMAIN_REMOVED = "domain_removed", "Domain removed"
+    SUSPENDED = "suspended", "Suspended"
+    RESUMED = "resumed", "Resumed"
     TICKET_OPENED = "ticket_opened", "Ticket opened"
     TICKET_ANSWERED = "ticket_answered", "Support answered"
 

@@ -3,9 +3,22 @@ offline simulator otherwise. See base.py for the interface."""
 
 from django.conf import settings
 
-from billing.gateways.base import CheckoutSession, Gateway, GatewayError, InvoicePayment
+from billing.gateways.base import (
+    CheckoutSession,
+    Gateway,
+    GatewayError,
+    InvoicePayment,
+    SubscriptionState,
+)
 
-__all__ = ["CheckoutSession", "Gateway", "GatewayError", "InvoicePayment", "get_gateway"]
+__all__ = [
+    "CheckoutSession",
+    "Gateway",
+    "GatewayError",
+    "InvoicePayment",
+    "SubscriptionState",
+    "get_gateway",
+]
 
 
 def get_gateway() -> Gateway:

@@ -10,7 +10,7 @@ transaction; the caller records the result atomically afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -39,6 +39,34 @@ class InvoicePayment:
 
     payment_intent_id: str
     charge_id: str
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A subscription as the provider says it is now: re-read whenever the order of events
+    matters, so a late or repeated event can never set an older state."""
+
+    id: str
+    customer_id: str
+    status: str
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+
+
+def subscription_state(subscription: dict) -> SubscriptionState:
+    """Read a Stripe-shaped subscription object. Since API 2025-03-31 the period lives on
+    each item; a subscription with several items renews when the last one does."""
+    items = ((subscription.get("items") or {}).get("data")) or []
+    ends = [item.get("current_period_end") for item in items if item.get("current_period_end")]
+    end = max(ends) if ends else subscription.get("current_period_end")
+    customer = subscription.get("customer") or ""
+    return SubscriptionState(
+        id=subscription["id"],
+        customer_id=customer if isinstance(customer, str) else customer.get("id", ""),
+        status=subscription.get("status") or "",
+        current_period_end=datetime.fromtimestamp(end, tz=UTC) if end else None,
+        cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
+    )
 
 
 class Gateway(Protocol):
@@ -71,3 +99,6 @@ class Gateway(Protocol):
     def subscription_cancel(self, *, subscription_id: str) -> None:
         """Cancel at once, without proration. Cancelling one already cancelled, or one
         Stripe no longer knows, succeeds."""
+
+    def subscription_retrieve(self, *, subscription_id: str) -> SubscriptionState:
+        """The subscription as it is now (canceled ones too)."""

@@ -21,7 +21,12 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.gateways.base import CheckoutSession, GatewayError, InvoicePayment
+from billing.gateways.base import (
+    CheckoutSession,
+    GatewayError,
+    InvoicePayment,
+    SubscriptionState,
+)
 from billing.gateways.stripe import API_VERSION
 from billing.models import SimulatedCheckoutSession
 
@@ -121,6 +126,20 @@ class SimulatedGateway:
     def subscription_cancel(self, *, subscription_id: str) -> None:
         # Simulated subscriptions never bill again, so there is nothing to stop.
         return None
+
+    def subscription_retrieve(self, *, subscription_id: str) -> SubscriptionState:
+        # Simulated subscriptions do not renew yet: each stays in its first month, active
+        # while its payment stands, canceled once refunded.
+        row = _row_for(subscription_id, "sub")
+        if row is None or row.payment_status != "paid":
+            raise GatewayError(f"No such subscription: {subscription_id}")
+        return SubscriptionState(
+            id=subscription_id,
+            customer_id=_sim("cus", row),
+            status="canceled" if row.refund_id else "active",
+            current_period_end=_next_month(row.completed_at or row.created_at),
+            cancel_at_period_end=False,
+        )
 
     def complete(self, session_id: str, *, decline: bool = False) -> list[dict]:
         """Pay (or fail to pay) the session and return the events Stripe would send, in

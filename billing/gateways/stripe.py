@@ -10,7 +10,13 @@ import stripe
 from django.conf import settings
 from stripe._api_version import _ApiVersion
 
-from billing.gateways.base import CheckoutSession, GatewayError, InvoicePayment
+from billing.gateways.base import (
+    CheckoutSession,
+    GatewayError,
+    InvoicePayment,
+    SubscriptionState,
+    subscription_state,
+)
 
 if TYPE_CHECKING:
     from billing.models import Payment
@@ -206,3 +212,10 @@ class StripeGateway:
             raise as_gateway_error(exc, "read a subscription") from exc
         if status != "canceled":
             raise as_gateway_error(refusal, "cancel a subscription") from refusal
+
+    def subscription_retrieve(self, *, subscription_id: str) -> SubscriptionState:
+        try:
+            subscription = self._client.v1.subscriptions.retrieve(subscription_id)
+        except stripe.StripeError as exc:
+            raise as_gateway_error(exc, "read a subscription") from exc
+        return subscription_state(subscription.to_dict())
