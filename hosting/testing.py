@@ -33,6 +33,20 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url(), **extra}
 
 
+def process_end(process: subprocess.Popen, *, timeout: float = 5.0) -> int | None:
+    """Stop a test's server process: SIGTERM (a graceful stop), then SIGKILL after
+    `timeout` seconds. Returns its exit status; None when it was never started."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run this project's Python (`manage.py ...` or `-c code`) in a separate process, from
     the project directory, with `env` as its whole environment; output is captured."""

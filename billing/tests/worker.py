@@ -7,7 +7,6 @@ the tests that need one few."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 
-from hosting.testing import PROJECT_DIR, subprocess_env
+from hosting.testing import PROJECT_DIR, process_end, subprocess_env
 
 
 class Worker:
@@ -50,14 +49,7 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (a graceful stop), then SIGKILL after `timeout` seconds."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(timeout=timeout)
+        return process_end(self.process, timeout=timeout)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import trustme
 
+from hosting.testing import process_end
 from servers import cloudinit
 
 BINARIES = ("caddy", "pebble", "pebble-challtestsrv")
@@ -243,11 +244,7 @@ class ACMEChain:
             if process.poll() is None:
                 process.terminate()
         for _, process in reversed(self.processes):
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process_end(process)
         self.processes.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
 

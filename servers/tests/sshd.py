@@ -34,6 +34,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from hosting.testing import process_end
+
 SSHD = "/usr/sbin/sshd"
 USERNAME = "hosting-sshtest"
 SUDOERS_FILE = f"/etc/sudoers.d/{USERNAME}"
@@ -204,13 +206,7 @@ class SSHServer:
             return ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        process_end(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- for the tests ------------------------------------------------------------------

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from hosting.testing import process_end
+
 DOVECOT = "/usr/sbin/dovecot"
 APT_LINE = "sudo apt-get install dovecot-imapd"
 # The users Debian's package creates: login processes run as the untrusted one, and the
@@ -201,13 +203,7 @@ class IMAPServer:
     def stop(self) -> None:
         # The master stops its children, then gives its log process a fixed second to
         # drain: a stop takes about 1.1 s.
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        process_end(self.process, timeout=10)
 
     # -- for the tests ------------------------------------------------------------------
 
