@@ -39,6 +39,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Kept by billing while the customer's subscription is past due, so every page can
+    # show the banner without a query of its own.
+    payment_overdue_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = UserManager()
 
@@ -83,6 +86,7 @@ class AuditAction(models.TextChoices):
     SERVER_PASSWORD_REVEAL = "server_password_reveal", "Revealed a server password"
     TICKET_STATUS = "ticket_status", "Changed a ticket's status"
     PAYMENT_DISPUTE = "payment_dispute", "A payment was disputed"
+    SUBSCRIPTION_CHANGE = "subscription_change", "Changed a subscription"
 
 
 class AuditEvent(models.Model):

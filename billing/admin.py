@@ -1,11 +1,29 @@
+from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.template.defaultfilters import pluralize
+from django.utils import timezone
+from django.utils.formats import date_format
 
-from billing import services, webhooks
+from billing import services, subscriptions, webhooks
 from billing.gateways import GatewayError
-from billing.models import Payment, PaymentStatus, Plan, StripeEvent, Subscription
+from billing.models import (
+    Payment,
+    PaymentKind,
+    PaymentStatus,
+    Plan,
+    StripeEvent,
+    Subscription,
+)
 from hosting.admin_actions import confirmation_page, confirmed
-from hosting.admin_links import ReadOnlyAdminMixin, admin_pre, link_column, related_column
+from hosting.admin_links import (
+    ReadOnlyAdminMixin,
+    admin_changelist_link,
+    admin_pre,
+    link_column,
+    related_column,
+)
+from servers.models import Server
 
 
 def refund_as_staff(modeladmin, request, payment, *, label: str) -> None:
@@ -260,10 +278,90 @@ class StripeEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return admin_pre(obj.payload)
 
 
+def _day(value) -> str:
+    return date_format(timezone.localtime(value), "M j, Y")
+
+
+def _subscription_label(subscription) -> str:
+    return f"{subscription}: {subscription.server.name} of {subscription.user.email}"
+
+
+def _suspend_refusal(subscription) -> str:
+    """Why "Suspend now" would leave this subscription alone; "" when it would not."""
+    if subscription.canceled_at is not None:
+        return f"ended on {_day(subscription.canceled_at)}"
+    if subscription.suspended_at is not None:
+        by = "our staff" if subscription.suspended_by_staff else "billing (an unpaid renewal)"
+        return f"already suspended by {by} since {_day(subscription.suspended_at)}"
+    server = subscription.server
+    if server.status not in (Server.Status.RUNNING, Server.Status.STOPPED):
+        return (
+            f"the server is {server.get_status_display().lower()}: only a running or "
+            "stopped server can be suspended"
+        )
+    return ""
+
+
+def _resume_refusal(subscription) -> str:
+    if subscription.canceled_at is not None:
+        return f"ended on {_day(subscription.canceled_at)}: the customer needs a new subscription"
+    if subscription.suspended_at is None:
+        return "not suspended"
+    return ""
+
+
+def _resume_line(subscription, grace: str) -> str:
+    by = "our staff" if subscription.suspended_by_staff else "billing (an unpaid renewal)"
+    line = (
+        f"{_subscription_label(subscription)}: suspended by {by} since "
+        f"{_day(subscription.suspended_at)}"
+    )
+    if subscription.past_due_since is not None:
+        line += f"; still overdue: a new {grace}-day grace period starts now"
+    return line
+
+
+def _last_payment(subscription) -> tuple[Payment | None, str]:
+    """The payment "Refund the last payment" would refund, or None and why not. Only
+    the last one: once it is refunded, asking again (or a second click on "Yes")
+    refunds nothing, rather than the payment before it, which, were it the purchase,
+    would delete the server. Older payments are refunded from the payments' page."""
+    payment = subscriptions.subscription_last_payment(subscription)
+    refunds = subscriptions.server_payments(subscription.server_id).filter(
+        status=PaymentStatus.REFUNDED
+    )
+    if payment is not None:
+        refunds = refunds.filter(
+            Q(paid_at__gt=payment.paid_at) | Q(paid_at=payment.paid_at, pk__gt=payment.pk)
+        )
+    refunded = refunds.order_by("-paid_at", "-pk").first()
+    if refunded is not None:
+        kind = refunded.get_kind_display().lower()
+        return None, (
+            f"its last payment, the {kind} of {refunded.amount_display}, was already "
+            f"refunded on {_day(refunded.refunded_at)}"
+        )
+    if payment is None:
+        return None, "no paid payment to refund"
+    return payment, ""
+
+
+def _refund_consequence(subscription, payment) -> str:
+    """What refunding `payment` does, as `services._payment_mark_refunded` decides it."""
+    paid = f"{payment.amount_display} paid {_day(payment.paid_at)}"
+    if payment.kind == PaymentKind.RENEWAL:
+        return f"the renewal, {paid}: money back only; the server and the subscription carry on"
+    return (
+        f"the purchase, {paid}: the server {subscription.server.name} is DELETED (its "
+        "data lost) and the subscription cancelled"
+    )
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """As Stripe last told us, and what billing did about it. Changed by Stripe's events,
-    the periodic jobs and reconciliation only."""
+    the periodic jobs and reconciliation, and by staff's actions here, each through its
+    service in billing/subscriptions.py (never by editing the row)."""
 
     list_display = (
         "stripe_subscription_id",
@@ -275,11 +373,260 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "cancel_at_period_end",
         "past_due_since",
         "suspended_at",
+        "suspended_by_staff",
+        "canceled_at",
         "delete_after",
+        "payments",
     )
-    list_filter = ("status", "cancel_at_period_end", "plan")
+    list_filter = (
+        "status",
+        "cancel_at_period_end",
+        "suspended_by_staff",
+        ("suspended_at", admin.EmptyFieldListFilter),
+        ("canceled_at", admin.EmptyFieldListFilter),
+        "plan",
+    )
     search_fields = ("stripe_subscription_id", "stripe_customer_id", "user__email")
     list_select_related = ("user", "server", "plan")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "stripe_subscription_id",
+                    "stripe_customer_id",
+                    "user_link",
+                    "server_link",
+                    "plan",
+                    "status",
+                    "payments",
+                )
+            },
+        ),
+        ("Period", {"fields": ("current_period_end", "cancel_at_period_end", "synced_at")}),
+        (
+            "Overdue, suspended, ended",
+            {
+                "fields": (
+                    "past_due_since",
+                    "failure_reason",
+                    "pay_url",
+                    "suspended_at",
+                    "suspended_by_staff",
+                    "canceled_at",
+                    "delete_after",
+                    "deletion_warned_at",
+                )
+            },
+        ),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = ("user_link", "server_link", "payments", "created_at", "updated_at")
+    actions = ("suspend_now", "resume", "cancel_now", "refund_last_payment")
 
-    user_link = link_column("user", "user__email")
-    server_link = link_column("server", "server__name")
+    user_link = link_column("user", "user__email", description="user")
+    server_link = link_column("server", "server__name", description="server")
+
+    @admin.display(description="payments")
+    def payments(self, obj):
+        # The purchase and every renewal carry the Stripe subscription's id: no query.
+        return admin_changelist_link(
+            Payment, "Payments", stripe_subscription_id=obj.stripe_subscription_id
+        )
+
+    def has_manage_permission(self, request):
+        # The rows stay read-only (ReadOnlyAdminMixin); staff who may change
+        # subscriptions act on them through the actions below.
+        return request.user.has_perm("billing.change_subscription")
+
+    def _rows(self, queryset):
+        return list(queryset.select_related("user", "server", "plan"))
+
+    @admin.action(description="Suspend now (staff)", permissions=["manage"])
+    def suspend_now(self, request, queryset):
+        """Asks first; then each subscription's server is suspended through its service:
+        powered off, data kept, and no payment lifts it, only "Resume" does."""
+        rows = self._rows(queryset)
+        if not confirmed(request):
+            ready = [s for s in rows if not _suspend_refusal(s)]
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="suspend_now",
+                title="Suspend now?",
+                warning=(
+                    "Each server below is suspended now: powered off (its data kept), the "
+                    "customer's actions and deployments refused, and the customer emailed. "
+                    'A payment does not lift a suspension made by staff: only "Resume" does.'
+                ),
+                confirm_label=f"Yes, suspend {len(ready)} server{pluralize(ready)}",
+                items=[
+                    f"{_subscription_label(s)} ({s.server.get_status_display()})" for s in ready
+                ],
+                skipped=[
+                    f"{_subscription_label(s)}: {_suspend_refusal(s)}"
+                    for s in rows
+                    if s not in ready
+                ],
+            )
+        for subscription in rows:
+            label = _subscription_label(subscription)
+            try:
+                suspended = subscriptions.subscription_suspend_by_staff(
+                    subscription_id=subscription.pk, actor=request.user, request=request
+                )
+            except subscriptions.SubscriptionRefused as refusal:
+                self.message_user(request, f"{label}: not suspended: {refusal}", messages.ERROR)
+                continue
+            if suspended:
+                self.message_user(request, f"{label}: suspended; the server is being powered off.")
+            else:
+                self.message_user(
+                    request,
+                    f"{label}: not suspended: it already was, or the subscription has ended.",
+                    messages.WARNING,
+                )
+        return None
+
+    @admin.action(description="Resume (lift a suspension)", permissions=["manage"])
+    def resume(self, request, queryset):
+        """Asks first; then each suspension, staff's or billing's, is lifted through its
+        service. One still overdue gets a new grace period from now."""
+        rows = self._rows(queryset)
+        if not confirmed(request):
+            ready = [s for s in rows if not _resume_refusal(s)]
+            grace = f"{settings.BILLING_GRACE_DAYS:g}"
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="resume",
+                title="Resume?",
+                warning=(
+                    "Each server below is started again and the customer emailed. A "
+                    f"subscription still overdue gets a new grace period of {grace} days "
+                    "from now; billing suspends it again if it is still unpaid by then."
+                ),
+                confirm_label=f"Yes, resume {len(ready)} server{pluralize(ready)}",
+                items=[_resume_line(s, grace) for s in ready],
+                skipped=[
+                    f"{_subscription_label(s)}: {_resume_refusal(s)}"
+                    for s in rows
+                    if s not in ready
+                ],
+            )
+        for subscription in rows:
+            label = _subscription_label(subscription)
+            try:
+                resumed = subscriptions.subscription_resume_by_staff(
+                    subscription_id=subscription.pk, actor=request.user, request=request
+                )
+            except subscriptions.SubscriptionRefused as refusal:
+                self.message_user(request, f"{label}: not resumed: {refusal}", messages.ERROR)
+                continue
+            if resumed:
+                self.message_user(request, f"{label}: resumed; the server is being started.")
+            else:
+                self.message_user(
+                    request, f"{label}: not resumed: it is not suspended.", messages.WARNING
+                )
+        return None
+
+    @admin.action(description="Cancel now, without a refund", permissions=["manage"])
+    def cancel_now(self, request, queryset):
+        """Asks first; then each subscription is cancelled in Stripe now (no refund)
+        through its service, which suspends the server, emails the customer and
+        schedules the server's deletion after DELETION_GRACE_DAYS."""
+        rows = self._rows(queryset)
+        days = f"{settings.DELETION_GRACE_DAYS:g}"
+        if not confirmed(request):
+            ready = [s for s in rows if s.canceled_at is None]
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="cancel_now",
+                title="Cancel now, without a refund?",
+                warning=(
+                    "Each subscription below is cancelled in Stripe now, with no refund and "
+                    "no further charges; its server is suspended (powered off, data kept), "
+                    f"the customer is emailed, and the server is deleted with its data "
+                    f"after {days} days. This cannot be undone."
+                ),
+                confirm_label=f"Yes, cancel {len(ready)} subscription{pluralize(ready)}",
+                items=[
+                    f"{_subscription_label(s)} ({s.server.get_status_display()})" for s in ready
+                ],
+                skipped=[
+                    f"{_subscription_label(s)}: already ended on {_day(s.canceled_at)}"
+                    for s in rows
+                    if s not in ready
+                ],
+            )
+        for subscription in rows:
+            label = _subscription_label(subscription)
+            try:
+                cancelled = subscriptions.subscription_cancel_by_staff(
+                    subscription_id=subscription.pk, actor=request.user, request=request
+                )
+            except GatewayError as exc:
+                self.message_user(request, f"{label}: not cancelled: {exc}", messages.ERROR)
+                continue
+            if cancelled:
+                self.message_user(
+                    request,
+                    f"{label}: cancelled in Stripe; the server is suspended and will be "
+                    f"deleted after {days} days.",
+                )
+            else:
+                self.message_user(
+                    request, f"{label}: not cancelled: it had already ended.", messages.WARNING
+                )
+        return None
+
+    @admin.action(description="Refund the last payment", permissions=["manage"])
+    def refund_last_payment(self, request, queryset):
+        """Asks first, saying for each row what the refund does (a renewal: money back
+        only; the purchase: the server deleted); then each last payment is refunded
+        through the billing service, once."""
+        rows = self._rows(queryset)
+        last = {s.pk: _last_payment(s) for s in rows}
+        if not confirmed(request):
+            ready = [s for s in rows if last[s.pk][0] is not None]
+            purchases = [s for s in ready if last[s.pk][0].kind == PaymentKind.PURCHASE]
+            confirm_label = f"Yes, refund {len(ready)} payment{pluralize(ready)}"
+            if purchases:
+                confirm_label += f" and delete {len(purchases)} server{pluralize(purchases)}"
+            return confirmation_page(
+                self,
+                request,
+                queryset,
+                action="refund_last_payment",
+                title="Refund the last payment?",
+                warning=(
+                    "The last payment of each subscription below is refunded in full "
+                    "through Stripe and the customer is emailed. Refunding a renewal gives "
+                    "the money back only; refunding the purchase also deletes the server "
+                    "(its data is lost) and cancels the subscription. This cannot be undone."
+                ),
+                confirm_label=confirm_label,
+                items=[
+                    f"{_subscription_label(s)}: {_refund_consequence(s, last[s.pk][0])}"
+                    for s in ready
+                ],
+                skipped=[
+                    f"{_subscription_label(s)}: {last[s.pk][1]}" for s in rows if s not in ready
+                ],
+            )
+        for subscription in rows:
+            label = _subscription_label(subscription)
+            payment, refusal = last[subscription.pk]
+            if payment is None:
+                self.message_user(
+                    request, f"{label}: nothing refunded: {refusal}.", messages.WARNING
+                )
+                continue
+            kind = payment.get_kind_display().lower()
+            refund_as_staff(self, request, payment, label=f"{label}, the {kind}")
+        return None

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -176,6 +177,16 @@ class SubscriptionStatus(models.TextChoices):
 OVERDUE_STATUSES = [SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID]
 
 
+def billing_grace() -> timedelta:
+    """How long a failed renewal may stay unpaid before the server is suspended."""
+    return timedelta(days=settings.BILLING_GRACE_DAYS)
+
+
+def suspension_due(past_due_since: datetime) -> datetime:
+    """When a renewal unpaid since `past_due_since` gets the server suspended."""
+    return past_due_since + billing_grace()
+
+
 class Subscription(models.Model):
     """The monthly subscription that pays for one server, as Stripe last told us (events,
     or a re-read during reconciliation), plus what we did about it: when it fell overdue,
@@ -203,6 +214,8 @@ class Subscription(models.Model):
     failure_reason = models.TextField(blank=True, default="")
     pay_url = models.TextField(blank=True, default="")
     suspended_at = models.DateTimeField(null=True, blank=True)
+    # Staff suspended it (abuse, a dispute): a payment does not lift that, staff do.
+    suspended_by_staff = models.BooleanField(default=False)
     canceled_at = models.DateTimeField(null=True, blank=True)
     # A canceled subscription's server is destroyed after this, and never before the
     # customer was warned (deletion_warned_at).
@@ -232,6 +245,11 @@ class Subscription(models.Model):
 
     def __str__(self):
         return self.stripe_subscription_id
+
+    @property
+    def suspends_at(self) -> datetime | None:
+        """While past due: when the server is suspended unless paid."""
+        return suspension_due(self.past_due_since) if self.past_due_since else None
 
 
 class StripeEvent(models.Model):
@@ -279,6 +297,12 @@ class SimulatedPaymentStatus(models.TextChoices):
     PAID = "paid", "Paid"
 
 
+class SimulatedSubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+
+
 class SimulatedCheckoutSession(models.Model):
     """The offline Stripe stand-in's Checkout Sessions, kept in PostgreSQL so the web
     process that shows the page and the one that answers the webhook agree. Unused when
@@ -305,12 +329,28 @@ class SimulatedCheckoutSession(models.Model):
     refund_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The subscription a paid session starts (one per session, `sub_sim_<hex>`), as
+    # Stripe would keep it; empty until paid.
+    subscription_status = models.CharField(
+        max_length=16, choices=SimulatedSubscriptionStatus.choices, blank=True
+    )
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    # The simulator page's "make the next renewal fail": the card is declined once.
+    fail_next_renewal = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             choices_check("status", SimulatedSessionStatus, "billing_simulatedsession"),
             choices_check("payment_status", SimulatedPaymentStatus, "billing_simulatedsession"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["current_period_end"],
+                condition=Q(subscription_status="active"),
+                name="simulated_renewal_due_idx",
+            )
         ]
 
     def __str__(self):
@@ -319,3 +359,61 @@ class SimulatedCheckoutSession(models.Model):
     @property
     def amount_display(self):
         return format_cents(self.amount_cents, self.currency)
+
+
+class SimulatedInvoice(models.Model):
+    """A renewal invoice of a simulated subscription (number 2 on: the first invoice is
+    the session's own). `open` when the card was declined, until paid on the simulator
+    page."""
+
+    session = models.ForeignKey(
+        SimulatedCheckoutSession, on_delete=models.CASCADE, related_name="renewal_invoices"
+    )
+    number = models.PositiveIntegerField()
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    paid = models.BooleanField(default=False)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    refund_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["session", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "number"], name="billing_simulatedinvoice_number_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.session.session_id} #{self.number}"
+
+
+class SimulatedEvent(models.Model):
+    """The events the simulator owes the webhook, written in the transaction that changed
+    its state and delivered (signed, in order) until the webhook accepts each: Stripe's
+    own at-least-once delivery, so a crash between the change and the delivery loses
+    nothing."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=Q(delivered_at__isnull=True),
+                name="simulated_event_pending_idx",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.event_id} ({self.type})"

@@ -1,7 +1,5 @@
 """Customer mail about payments. Sent from jobs, never inside a transaction."""
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -39,6 +37,7 @@ SUBSCRIPTION_MAILS = {
     "payment_failed": ("Your renewal payment failed", "subscription_payment_failed"),
     "suspended": ("Your server is suspended", "subscription_suspended"),
     "resumed": ("Your server is back", "subscription_resumed"),
+    "resumed_by_staff": ("Your server is back", "subscription_resumed"),
     "canceled": ("Your subscription ended: back up your server", "subscription_canceled"),
 }
 
@@ -48,15 +47,14 @@ def subscription_mail(subscription: Subscription, kind: str, *, amount: str = ""
     the server would be suspended), the suspension, the resumption, and the end of the
     subscription (when the server will be deleted: the warning deletion waits for)."""
     subject, template = SUBSCRIPTION_MAILS[kind]
-    grace_end = None
-    if subscription.past_due_since:
-        grace_end = subscription.past_due_since + timedelta(days=settings.BILLING_GRACE_DAYS)
+    grace_end = subscription.suspends_at
     sent = customer_mail_send(
         user=subscription.user,
         subject=subject,
         template=template,
         context={
             "subscription": subscription,
+            "kind": kind,
             "server": subscription.server,
             "amount": amount,
             "grace_end": grace_end,

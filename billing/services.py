@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import AuditAction, User
 from accounts.services import audit_event_record
 from billing.gateways import GatewayError, get_gateway
-from billing.models import Payment, PaymentStatus, Plan
+from billing.models import Payment, PaymentKind, PaymentStatus, Plan
 from hosting.jobs import defer
 from servers.models import ENDED_SERVER_STATUSES, Server, ServerEventKind
 
@@ -173,14 +173,19 @@ def payment_fulfil(*, payment: Payment) -> Server | None:
     return server
 
 
-def payment_subscription_ensure(*, payment: Payment) -> None:
+def payment_subscription_ensure(*, payment: Payment, period_end=None) -> None:
     """Once a purchase has both its server and its Stripe subscription id (events bring
-    them in any order), the server's Subscription row exists (caller holds the lock)."""
+    them in any order), the server's Subscription row exists (caller holds the lock),
+    with the first period's end once the first invoice has told us (`period_end`)."""
     from billing.subscriptions import subscription_for_server
 
     server = Server.objects.filter(payment=payment).first()
-    if server is not None:
-        subscription_for_server(payment=payment, server=server)
+    if server is None:
+        return
+    subscription = subscription_for_server(payment=payment, server=server)
+    if subscription is not None and period_end and subscription.current_period_end is None:
+        subscription.current_period_end = period_end
+        subscription.save(update_fields=["current_period_end", "updated_at"])
 
 
 def payment_dispute_record(*, payment: Payment, dispute_id: str, reason: str) -> bool:
@@ -283,16 +288,23 @@ def _payment_mark_refunded(
         payment.refund_reason = reason
         payment.stripe_refund_id = refund_id or payment.stripe_refund_id
         payment.save(update_fields=["status", "refunded_at", "refund_reason", "stripe_refund_id"])
-        server = Server.objects.filter(payment=payment).first()
+        if payment.kind == PaymentKind.RENEWAL:
+            # A month's money back (goodwill, a mistaken charge): the server and its
+            # subscription carry on. Ending them is staff's separate "cancel".
+            server = Server.objects.filter(pk=payment.renews_id).first()
+        else:
+            # The purchase refunded: the server it bought, and its subscription, end.
+            server = Server.objects.filter(payment=payment).first()
+            if server is not None:
+                server_delete(server=server, reason=f"Refunded: {reason}")
+            if payment.stripe_subscription_id:
+                defer(subscription_cancel, payment_id=payment.pk)
         if server is not None:
-            server_delete(server=server, reason=f"Refunded: {reason}")
             server_event_record(
                 server=server,
                 kind=ServerEventKind.REFUND_ISSUED,
                 message=f"{payment.amount_display} refunded.",
             )
-        if payment.stripe_subscription_id:
-            defer(subscription_cancel, payment_id=payment.pk)
         audit_event_record(
             action=AuditAction.PAYMENT_REFUND,
             actor=actor,

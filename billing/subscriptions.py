@@ -16,10 +16,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from billing.gateways import InvoicePayment, SubscriptionState
+from accounts.models import AuditAction, User
+from accounts.services import audit_event_record
+from billing.gateways import GatewayError, InvoicePayment, SubscriptionState, get_gateway
 from billing.models import (
     OVERDUE_STATUSES,
     Payment,
@@ -27,6 +30,7 @@ from billing.models import (
     PaymentStatus,
     Subscription,
     SubscriptionStatus,
+    billing_grace,
 )
 from hosting.jobs import defer
 from hosting.money import format_cents
@@ -73,8 +77,9 @@ def subscription_locked(stripe_subscription_id: str) -> Subscription:
 
 def subscription_apply(subscription: Subscription, state: SubscriptionState) -> None:
     """Mirror Stripe's `state` onto the locked row and act on what changed: paid again
-    lifts a suspension; overdue starts the grace period; ended suspends the server and
-    schedules its deletion."""
+    lifts billing's suspension (not one staff made); overdue starts the grace period;
+    ended suspends the server and schedules its deletion (unless it is already gone, as
+    after a refund)."""
     from billing.tasks import subscription_notify
     from servers.actions import server_resume, server_suspend
 
@@ -90,7 +95,11 @@ def subscription_apply(subscription: Subscription, state: SubscriptionState) -> 
     if subscription.status in PAID_STATUSES:
         subscription.past_due_since = None
         subscription.failure_reason = subscription.pay_url = ""
-        if subscription.suspended_at is not None and subscription.canceled_at is None:
+        if (
+            subscription.suspended_at is not None
+            and subscription.canceled_at is None
+            and not subscription.suspended_by_staff
+        ):
             subscription.suspended_at = None
             if server_resume(
                 server_id=subscription.server_id, reason="Payment received: starting it again."
@@ -100,11 +109,25 @@ def subscription_apply(subscription: Subscription, state: SubscriptionState) -> 
         subscription.past_due_since = subscription.past_due_since or now
     elif subscription.status in ENDED_STATUSES and subscription.canceled_at is None:
         subscription.canceled_at = now
-        subscription.delete_after = now + timedelta(days=settings.DELETION_GRACE_DAYS)
-        subscription.suspended_at = subscription.suspended_at or now
-        server_suspend(server_id=subscription.server_id, reason="The subscription ended.")
-        defer(subscription_notify, subscription_id=subscription.pk, kind="canceled")
+        if (
+            Server.objects.filter(pk=subscription.server_id)
+            .exclude(status__in=ENDED_SERVER_STATUSES)
+            .exists()
+        ):
+            subscription.delete_after = now + timedelta(days=settings.DELETION_GRACE_DAYS)
+            subscription.suspended_at = subscription.suspended_at or now
+            server_suspend(server_id=subscription.server_id, reason="The subscription ended.")
+            defer(subscription_notify, subscription_id=subscription.pk, kind="canceled")
     subscription.save()
+    _overdue_banner_set(subscription)
+
+
+def _overdue_banner_set(subscription: Subscription) -> None:
+    """Every page shows the past-due banner from the user row: keep it in step."""
+    overdue_since = subscription.past_due_since if subscription.status in OVERDUE_STATUSES else None
+    User.objects.filter(pk=subscription.user_id).exclude(
+        payment_overdue_since=overdue_since
+    ).update(payment_overdue_since=overdue_since)
 
 
 def renewal_record(
@@ -149,11 +172,9 @@ def payment_failure_record(
     if subscription.status not in OVERDUE_STATUSES:
         return
     amount = format_cents(invoice.get("amount_due") or 0, invoice.get("currency") or "usd")
-    suspend_on = subscription.past_due_since + timedelta(days=settings.BILLING_GRACE_DAYS)
-    subscription.failure_reason = (
-        f"Your renewal payment of {amount} did not go through. Pay it by "
-        f"{date_format(suspend_on, 'M j, Y')} or your server will be suspended."
-    )
+    # The page and the mail add the deadline (Subscription.suspends_at), which a staff
+    # resume may move.
+    subscription.failure_reason = f"Your renewal payment of {amount} did not go through."
     subscription.pay_url = invoice.get("hosted_invoice_url") or subscription.pay_url
     subscription.save(update_fields=["failure_reason", "pay_url", "updated_at"])
     defer(
@@ -170,6 +191,135 @@ def _from_unix(value: int):
     return datetime.fromtimestamp(value, tz=UTC)
 
 
+# -- what the customer and staff do ------------------------------------------------------
+
+
+class SubscriptionRefused(Exception):
+    """Said to the customer or to staff: nothing was changed."""
+
+
+def subscription_renewal_set(
+    *, subscription: Subscription, cancel: bool, actor: User, request=None
+) -> bool:
+    """The customer's "Cancel at period end" (`cancel`) or "Resume": Stripe is told
+    first, then its answer is applied and audited. False when it already was so."""
+    if subscription.status in ENDED_STATUSES:
+        raise SubscriptionRefused("This subscription has already ended.")
+    if subscription.cancel_at_period_end == cancel:
+        return False
+    state = get_gateway().subscription_cancel_at_period_end(
+        subscription_id=subscription.stripe_subscription_id, cancel=cancel
+    )
+    with transaction.atomic():
+        locked = subscription_locked(subscription.stripe_subscription_id)
+        subscription_apply(locked, state)
+        audit_event_record(
+            action=AuditAction.SUBSCRIPTION_CHANGE,
+            actor=actor,
+            request=request,
+            target=locked,
+            metadata={"change": "cancel_at_period_end" if cancel else "resume"},
+        )
+    return True
+
+
+def _staff_audit(subscription: Subscription, action: str, actor, request) -> None:
+    audit_event_record(
+        action=AuditAction.STAFF_ACTION,
+        actor=actor,
+        request=request,
+        target=subscription,
+        metadata={"action": action, "server": subscription.server_id},
+    )
+
+
+def subscription_suspend_by_staff(*, subscription_id: int, actor, request=None) -> bool:
+    """Staff suspend the server now (abuse, a dispute): powered off, data kept, and no
+    payment lifts it; only staff's resume does. False when it was already suspended or
+    the subscription has ended."""
+    from billing.tasks import subscription_notify
+    from servers.actions import server_suspend
+
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
+        if subscription.suspended_at is not None or subscription.canceled_at is not None:
+            return False
+        if not server_suspend(server_id=subscription.server_id, reason="Suspended by our staff."):
+            raise SubscriptionRefused(
+                "Only a running or stopped server can be suspended (this one is being "
+                "built or has ended)."
+            )
+        subscription.suspended_at = timezone.now()
+        subscription.suspended_by_staff = True
+        subscription.save(update_fields=["suspended_at", "suspended_by_staff", "updated_at"])
+        defer(subscription_notify, subscription_id=subscription.pk, kind="suspended")
+        _staff_audit(subscription, "subscription_suspend", actor, request)
+    return True
+
+
+def subscription_resume_by_staff(*, subscription_id: int, actor, request=None) -> bool:
+    """Staff lift a suspension, theirs or billing's. One still overdue gets a new grace
+    period from now, so the next run of the suspension job does not undo this. False
+    when it was not suspended."""
+    from billing.tasks import subscription_notify
+    from servers.actions import server_resume
+
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
+        if subscription.canceled_at is not None:
+            raise SubscriptionRefused(
+                "The subscription has ended: the customer needs a new one to use a server."
+            )
+        if subscription.suspended_at is None:
+            return False
+        subscription.suspended_at = None
+        subscription.suspended_by_staff = False
+        if subscription.past_due_since is not None:
+            subscription.past_due_since = timezone.now()
+        subscription.save()
+        _overdue_banner_set(subscription)
+        if server_resume(server_id=subscription.server_id, reason="Resumed by our staff."):
+            defer(subscription_notify, subscription_id=subscription.pk, kind="resumed_by_staff")
+        _staff_audit(subscription, "subscription_resume", actor, request)
+    return True
+
+
+def subscription_cancel_by_staff(*, subscription_id: int, actor, request=None) -> bool:
+    """Staff end the subscription now, without a refund: Stripe cancels it, and its
+    state, applied at once, suspends the server, mails the customer and schedules the
+    deletion after DELETION_GRACE_DAYS. False when it had already ended."""
+    subscription = Subscription.objects.get(pk=subscription_id)
+    if subscription.canceled_at is not None:
+        return False
+    gateway = get_gateway()
+    gateway.subscription_cancel(subscription_id=subscription.stripe_subscription_id)
+    state = gateway.subscription_retrieve(subscription_id=subscription.stripe_subscription_id)
+    if state.status not in ENDED_STATUSES:
+        raise GatewayError(f"Stripe still says the subscription is {state.status}.")
+    with transaction.atomic():
+        locked = subscription_locked(subscription.stripe_subscription_id)
+        subscription_apply(locked, state)
+        _staff_audit(locked, "subscription_cancel", actor, request)
+    return True
+
+
+def server_payments(server_id: int):
+    """The purchase that bought the server and its renewals."""
+    return Payment.objects.filter(Q(renews_id=server_id) | Q(server__pk=server_id))
+
+
+def subscription_last_payment(subscription: Subscription) -> Payment | None:
+    """The newest paid payment for the subscription's server: a renewal, or else the
+    purchase."""
+    return (
+        server_payments(subscription.server_id)
+        .filter(status=PaymentStatus.SUCCEEDED)
+        .select_related("plan", "user")
+        .order_by("-paid_at", "-pk")
+        .first()
+    )
+
+
 # -- the periodic jobs' work ---------------------------------------------------------------
 
 
@@ -180,7 +330,7 @@ def subscriptions_suspend_overdue() -> int:
     from billing.tasks import subscription_notify
     from servers.actions import server_suspend
 
-    due = timezone.now() - timedelta(days=settings.BILLING_GRACE_DAYS)
+    due = timezone.now() - billing_grace()
     overdue = Subscription.objects.filter(
         status__in=OVERDUE_STATUSES, past_due_since__lt=due, suspended_at__isnull=True
     )

@@ -4,11 +4,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from billing import selectors, services, simulator, webhooks
-from billing.gateways import GatewayError
+from billing import selectors, services, simulator, subscriptions, webhooks
+from billing.gateways import GatewayError, get_gateway
 
 
 @login_required
@@ -61,9 +62,8 @@ def checkout_cancelled(request, payment_uuid):
 
 @login_required
 def payments(request):
-    return render(
-        request, "billing/payments.html", {"payments": selectors.payments_for(request.user)}
-    )
+    """The billing page: the subscription, what can be done about it, and every invoice."""
+    return render(request, "billing/payments.html", selectors.billing_page_for(request.user))
 
 
 @login_required
@@ -111,3 +111,91 @@ def simulator_checkout(request, session_id):
         messages.error(request, str(exc))
         return redirect(request.path)
     return redirect(session.success_url)
+
+
+@login_required
+@require_POST
+def billing_portal(request):
+    """To Stripe's billing portal (the simulator's page offline) to update the card."""
+    subscription = selectors.current_subscription_for(request.user)
+    if subscription is None:
+        messages.info(
+            request, "You have no subscription yet, so there is no payment method to update."
+        )
+        return redirect("billing:payments")
+    try:
+        url = get_gateway().billing_portal_url(
+            customer_id=subscription.stripe_customer_id,
+            subscription_id=subscription.stripe_subscription_id,
+            return_url=settings.SITE_URL.rstrip("/") + reverse("billing:payments"),
+        )
+    except GatewayError:
+        messages.error(
+            request,
+            "We could not reach our payment provider, so nothing was changed. "
+            "Try again in a few minutes.",
+        )
+        return redirect("billing:payments")
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def subscription_renewal(request, subscription_pk):
+    """GET asks to confirm what will happen; POST sets cancel at period end (`cancel=1`),
+    or resumes (`cancel=0`)."""
+    subscription = selectors.subscription_for(request.user, subscription_pk)
+    if selectors.subscription_ended(subscription):
+        messages.info(request, "This subscription has already ended: nothing to change.")
+        return redirect("billing:payments")
+    if request.method == "GET":
+        return render(
+            request,
+            "billing/subscription_renewal_confirm.html",
+            {
+                "subscription": subscription,
+                "cancel": not subscription.cancel_at_period_end,
+                "deletion_grace_days": settings.DELETION_GRACE_DAYS,
+            },
+        )
+    choice = request.POST.get("cancel")
+    if choice not in ("0", "1"):
+        messages.error(request, "Choose to cancel at the end of the period or to resume.")
+        return redirect("billing:payments")
+    cancel = choice == "1"
+    try:
+        changed = subscriptions.subscription_renewal_set(
+            subscription=subscription, cancel=cancel, actor=request.user, request=request
+        )
+    except subscriptions.SubscriptionRefused as exc:
+        messages.error(request, f"{exc} Nothing was changed.")
+        return redirect("billing:payments")
+    except GatewayError:
+        messages.error(
+            request,
+            "We could not change your subscription at our payment provider, so nothing was "
+            "changed. Try again in a few minutes.",
+        )
+        return redirect("billing:payments")
+    subscription.refresh_from_db()
+    ends = (
+        date_format(subscription.current_period_end, "M j, Y")
+        if subscription.current_period_end
+        else "the end of the current period"
+    )
+    if not changed:
+        messages.info(request, "Your subscription was already set that way: nothing changed.")
+    elif cancel:
+        messages.success(
+            request,
+            f"Your subscription will end on {ends}. Your server keeps running until then, "
+            "and you can resume the subscription before that.",
+        )
+    else:
+        messages.success(
+            request,
+            f"Your subscription renews again on {ends} for {subscription.plan.price_display}.",
+        )
+    return redirect("billing:payments")

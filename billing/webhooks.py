@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
@@ -321,8 +322,16 @@ def on_invoice_paid(invoice: dict, prefetched: Prefetched) -> Payment | None:
         stripe_charge_id=paid_with.charge_id if paid_with else "",
     )
     services.payment_fulfil(payment=payment)
-    services.payment_subscription_ensure(payment=payment)
+    services.payment_subscription_ensure(payment=payment, period_end=_invoice_period_end(invoice))
     return payment
+
+
+def _invoice_period_end(invoice: dict) -> datetime | None:
+    """When the period a first invoice paid for ends: its subscription lines' latest end."""
+    lines = ((invoice.get("lines") or {}).get("data")) or []
+    ends = [(line.get("period") or {}).get("end") for line in lines]
+    ends = [end for end in ends if isinstance(end, int)]
+    return datetime.fromtimestamp(max(ends), tz=UTC) if ends else None
 
 
 def on_renewal_paid(invoice: dict, prefetched: Prefetched) -> Payment | None:

@@ -280,9 +280,13 @@ TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5.0)
 DOMAINS_PER_SERVER = env.int("DOMAINS_PER_SERVER", default=20)
 
 # Billing: days a failed renewal may stay unpaid before the server is suspended, and days
-# a canceled subscription's server is kept (suspended) before it is deleted.
-BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
-DELETION_GRACE_DAYS = env.int("DELETION_GRACE_DAYS", default=14)
+# a canceled subscription's server is kept (suspended) before it is deleted. Fractions are
+# for drills: 0.002 is about three minutes.
+BILLING_GRACE_DAYS = env.float("BILLING_GRACE_DAYS", default=7)
+DELETION_GRACE_DAYS = env.float("DELETION_GRACE_DAYS", default=14)
+# The simulated subscriptions' billing period; 0 is a calendar month, as Stripe's monthly
+# price. A short one (60) shows renewals in `make run` within minutes.
+SIMULATED_BILLING_PERIOD_SECONDS = env.int("SIMULATED_BILLING_PERIOD_SECONDS", default=0)
 
 # Support: how many tickets and replies one customer may send per hour.
 SUPPORT_RATE_LIMIT = env.int("SUPPORT_RATE_LIMIT", default=20)

@@ -70,7 +70,7 @@ def _state_refusal(server: Server, kind: str) -> str | None:
     if server.status in ENDED_SERVER_STATUSES:
         return "This server no longer exists."
     if server.status == Server.Status.SUSPENDED:
-        return "This server is suspended until the overdue payment is made."
+        return "This server is suspended: see Billing, or write to support."
     if kind == ServerActionKind.START:
         if server.status == Server.Status.RUNNING:
             return "The server is already running."

@@ -102,3 +102,13 @@ class Gateway(Protocol):
 
     def subscription_retrieve(self, *, subscription_id: str) -> SubscriptionState:
         """The subscription as it is now (canceled ones too)."""
+
+    def subscription_cancel_at_period_end(
+        self, *, subscription_id: str, cancel: bool
+    ) -> SubscriptionState:
+        """End the subscription when its period ends (`cancel`), or keep it renewing
+        (`cancel=False`, the customer's "Resume"); the subscription as it is now."""
+
+    def billing_portal_url(self, *, customer_id: str, subscription_id: str, return_url: str) -> str:
+        """Where the customer updates their card and pays what is due: a Stripe billing
+        portal session (the simulator: its own page), coming back to `return_url`."""

@@ -1,40 +1,46 @@
-"""The offline stand-in for Stripe. Sessions live in `SimulatedCheckoutSession`; every other
-Stripe object (customer, subscription, invoice, payment intent, charge, refund) is derived
-from the session id, so the same session always yields the same ids.
+"""The offline stand-in for Stripe. Checkout Sessions live in `SimulatedCheckoutSession`,
+which also stands for the customer and the subscription a paid session starts; renewal
+invoices live in `SimulatedInvoice`. Object shapes are in `simulated_shapes`.
 
-`complete()` is the simulator's checkout page pressing Pay: it returns the events Stripe
-would send, shaped as the pinned API version shapes them, for the caller to sign with
-`sign()` and post through the real webhook view.
+Like Stripe, the simulator tells the webhook what happened through signed events: each
+change writes its events to `SimulatedEvent` in the same transaction, and
+`billing.simulator.events_deliver` posts them to the webhook until each is accepted.
+`complete()` (the checkout page's Pay) instead returns its events for the caller to sign
+and post, as it always has.
 """
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
+from billing.gateways import simulated_shapes as shapes
 from billing.gateways.base import (
     CheckoutSession,
     GatewayError,
     InvoicePayment,
     SubscriptionState,
+    subscription_state,
 )
-from billing.gateways.stripe import API_VERSION
-from billing.models import SimulatedCheckoutSession
+from billing.models import (
+    SimulatedCheckoutSession,
+    SimulatedEvent,
+    SimulatedInvoice,
+    SimulatedSubscriptionStatus,
+)
 
 if TYPE_CHECKING:
     from billing.models import Payment
 
-SESSION_PREFIX = "cs_test_sim_"
-SESSION_LIFETIME = timedelta(hours=24)  # Stripe's default `expires_at`
+SESSION_PREFIX = shapes.SESSION_PREFIX
+checkout_url = shapes.checkout_url
 
 
 def sign(payload: bytes) -> str:
@@ -49,13 +55,12 @@ def charge_refunded_event(session: SimulatedCheckoutSession) -> dict:
     """The `charge.refunded` event Stripe sends once the session's payment is refunded."""
     if not session.refund_id:
         raise ValueError(f"{session.session_id} has not been refunded")
-    now = _unix(timezone.now())
     charge = {
-        **_charge(session),
+        **shapes.charge_object(session),
         "amount_refunded": session.amount_cents,
         "refunded": True,
     }
-    return _event(session, "charge.refunded", charge, created=now)
+    return _event_for(session, "charge.refunded", charge, created=shapes.unix(timezone.now()))
 
 
 class SimulatedGateway:
@@ -95,51 +100,84 @@ class SimulatedGateway:
 
     def checkout_sessions_completed(self, *, since: datetime) -> list[dict]:
         rows = SimulatedCheckoutSession.objects.filter(status="complete", created_at__gte=since)
-        return [_session(row) for row in rows.select_related("plan").order_by("-created_at")]
+        rows = rows.select_related("plan").order_by("-created_at")
+        return [shapes.session_object(row) for row in rows]
 
     def invoice_payment(self, *, invoice_id: str) -> InvoicePayment | None:
-        row = _row_for(invoice_id, "in")
-        if row is None or row.payment_status != "paid":
+        found = _found(invoice_id, "in")
+        if found is None:
             return None
-        return InvoicePayment(payment_intent_id=_sim("pi", row), charge_id=_sim("ch", row))
+        row, number, renewal = found
+        paid = renewal.paid if renewal is not None else row.payment_status == "paid"
+        if not paid:
+            return None
+        return InvoicePayment(
+            payment_intent_id=shapes.object_id("pi", row, number),
+            charge_id=shapes.object_id("ch", row, number),
+        )
 
     def refund_create(self, *, payment: Payment) -> str:
         if payment.stripe_payment_intent_id:
-            row = _row_for(payment.stripe_payment_intent_id, "pi")
+            found = _found(payment.stripe_payment_intent_id, "pi")
         elif payment.stripe_charge_id:
-            row = _row_for(payment.stripe_charge_id, "ch")
+            found = _found(payment.stripe_charge_id, "ch")
         else:
             raise GatewayError("The payment has no Stripe payment intent or charge to refund")
-        if row is None:
+        if found is None:
             # A payment the simulator never took (the demo data's): no money moves here,
             # so refund it all the same, with an id as stable as the payment's.
             return "re_sim_" + hashlib.sha256(str(payment.uuid).encode()).hexdigest()[:24]
+        row, number, _ = found
         with transaction.atomic():
             row = _locked(row.session_id)
-            if row.payment_status != "paid":
+            refunded = (
+                row
+                if number == 1
+                else SimulatedInvoice.objects.select_for_update().get(session=row, number=number)
+            )
+            paid = refunded.payment_status == "paid" if number == 1 else refunded.paid
+            if not paid:
                 raise GatewayError("The simulator cannot refund a payment that was never paid")
-            if not row.refund_id:
-                row.refund_id = _sim("re", row)
-                row.save(update_fields=["refund_id"])
-        return row.refund_id
+            if not refunded.refund_id:
+                refunded.refund_id = shapes.object_id("re", row, number)
+                refunded.save(update_fields=["refund_id"])
+        return refunded.refund_id
 
     def subscription_cancel(self, *, subscription_id: str) -> None:
-        # Simulated subscriptions never bill again, so there is nothing to stop.
-        return None
+        with transaction.atomic():
+            row = _subscription_locked(subscription_id, missing_ok=True)
+            if row is None or row.subscription_status == SimulatedSubscriptionStatus.CANCELED:
+                return
+            row.subscription_status = SimulatedSubscriptionStatus.CANCELED
+            row.save(update_fields=["subscription_status"])
+            _emit(row, "customer.subscription.deleted", shapes.subscription_object(row))
+        _deliver_now()
 
     def subscription_retrieve(self, *, subscription_id: str) -> SubscriptionState:
-        # Simulated subscriptions do not renew yet: each stays in its first month, active
-        # while its payment stands, canceled once refunded.
-        row = _row_for(subscription_id, "sub")
-        if row is None or row.payment_status != "paid":
+        row = _subscription_row(subscription_id)
+        if row is None:
             raise GatewayError(f"No such subscription: {subscription_id}")
-        return SubscriptionState(
-            id=subscription_id,
-            customer_id=_sim("cus", row),
-            status="canceled" if row.refund_id else "active",
-            current_period_end=_next_month(row.completed_at or row.created_at),
-            cancel_at_period_end=False,
-        )
+        return subscription_state(shapes.subscription_object(row))
+
+    def subscription_cancel_at_period_end(
+        self, *, subscription_id: str, cancel: bool
+    ) -> SubscriptionState:
+        with transaction.atomic():
+            row = _subscription_locked(subscription_id)
+            if row.subscription_status == SimulatedSubscriptionStatus.CANCELED:
+                raise GatewayError("This subscription has already ended")
+            if row.cancel_at_period_end != cancel:
+                row.cancel_at_period_end = cancel
+                row.save(update_fields=["cancel_at_period_end"])
+                _emit(row, "customer.subscription.updated", shapes.subscription_object(row))
+        _deliver_now()
+        return subscription_state(shapes.subscription_object(row))
+
+    def billing_portal_url(self, *, customer_id: str, subscription_id: str, return_url: str) -> str:
+        row = _subscription_row(subscription_id)
+        if row is None:
+            raise GatewayError(f"No such subscription: {subscription_id}")
+        return shapes.subscription_page_url(row)
 
     def complete(self, session_id: str, *, decline: bool = False) -> list[dict]:
         """Pay (or fail to pay) the session and return the events Stripe would send, in
@@ -153,22 +191,122 @@ class SimulatedGateway:
                 row.status = "complete"
                 row.payment_status = "unpaid" if decline else "paid"
                 row.completed_at = timezone.now()
-                row.save(update_fields=["status", "payment_status", "completed_at"])
-        created = _unix(row.completed_at)
-        session = _session(row)
-        events = [_event(row, "checkout.session.completed", session, created=created)]
+                if not decline:
+                    row.subscription_status = SimulatedSubscriptionStatus.ACTIVE
+                    row.current_period_end = shapes.period_end(row.completed_at)
+                row.save()
+        created = shapes.unix(row.completed_at)
+        session = shapes.session_object(row)
+        events = [_event_for(row, "checkout.session.completed", session, created=created)]
         if row.payment_status == "paid":
-            events.append(_event(row, "invoice.paid", _invoice(row), created=created))
+            invoice = shapes.invoice_object(row)
+            events.append(_event_for(row, "invoice.paid", invoice, created=created))
         else:
             # What Stripe sends when a delayed payment method (a bank debit) fails.
             failed = "checkout.session.async_payment_failed"
-            events.append(_event(row, failed, session, created=created))
+            events.append(_event_for(row, failed, session, created=created))
         return events
 
 
-def checkout_url(session_id: str) -> str:
-    """Where the customer pays: the simulator's checkout page."""
-    return reverse("billing:simulator_checkout", args=[session_id])
+# -- the subscription's life: the simulator page and the renewal job call these ----------
+
+
+def renewals_due(now: datetime | None = None) -> list[int]:
+    """The sessions whose subscription's period has ended and that renew (or end) now."""
+    return list(
+        SimulatedCheckoutSession.objects.filter(
+            subscription_status=SimulatedSubscriptionStatus.ACTIVE,
+            current_period_end__lte=now or timezone.now(),
+        ).values_list("pk", flat=True)
+    )
+
+
+def subscription_renew(session_pk: int) -> bool:
+    """End the subscription's period as Stripe would: a subscription set to cancel ends;
+    any other gets its next invoice, paid, or open and past due when the card is declined
+    (once, when the simulator page asked for it). False when it was not due after all."""
+    with transaction.atomic():
+        row = (
+            SimulatedCheckoutSession.objects.select_for_update()
+            .select_related("plan")
+            .get(pk=session_pk)
+        )
+        now = timezone.now()
+        if row.subscription_status != SimulatedSubscriptionStatus.ACTIVE or not (
+            row.current_period_end and row.current_period_end <= now
+        ):
+            return False
+        if row.cancel_at_period_end:
+            row.subscription_status = SimulatedSubscriptionStatus.CANCELED
+            row.save(update_fields=["subscription_status"])
+            _emit(row, "customer.subscription.deleted", shapes.subscription_object(row))
+            return True
+        declined = row.fail_next_renewal
+        number = row.renewal_invoices.count() + 2
+        renewal = SimulatedInvoice.objects.create(
+            session=row,
+            number=number,
+            amount_cents=row.amount_cents,
+            currency=row.currency,
+            paid=not declined,
+            paid_at=None if declined else now,
+            period_start=row.current_period_end,
+            period_end=shapes.period_end(row.current_period_end),
+        )
+        # Stripe starts the new period whether or not the card pays for it.
+        row.current_period_end = renewal.period_end
+        row.fail_next_renewal = False
+        if declined:
+            row.subscription_status = SimulatedSubscriptionStatus.PAST_DUE
+        row.save()
+        invoice_event = "invoice.payment_failed" if declined else "invoice.paid"
+        _emit(row, invoice_event, shapes.invoice_object(row, renewal))
+        _emit(row, "customer.subscription.updated", shapes.subscription_object(row))
+        return True
+
+
+def subscription_renew_now(subscription_id: str) -> bool:
+    """The simulator page's "Renew now": end the current period at once."""
+    with transaction.atomic():
+        row = _subscription_locked(subscription_id)
+        if row.subscription_status != SimulatedSubscriptionStatus.ACTIVE:
+            return False
+        row.current_period_end = timezone.now()
+        row.save(update_fields=["current_period_end"])
+    return subscription_renew(row.pk)
+
+
+def renewal_fail_next_set(subscription_id: str, *, fail: bool) -> None:
+    """The simulator page: decline the card at the next renewal (once), or not."""
+    with transaction.atomic():
+        row = _subscription_locked(subscription_id)
+        row.fail_next_renewal = fail
+        row.save(update_fields=["fail_next_renewal"])
+
+
+def invoices_open_pay(subscription_id: str) -> int:
+    """The simulator page's Pay, after a declined renewal: a new card pays every open
+    invoice and the subscription is active again. Returns how many were paid."""
+    with transaction.atomic():
+        row = _subscription_locked(subscription_id)
+        unpaid = list(row.renewal_invoices.select_for_update().filter(paid=False))
+        now = timezone.now()
+        for renewal in unpaid:
+            renewal.paid, renewal.paid_at = True, now
+            renewal.save(update_fields=["paid", "paid_at"])
+            _emit(row, "invoice.paid", shapes.invoice_object(row, renewal))
+        if row.subscription_status == SimulatedSubscriptionStatus.PAST_DUE:
+            row.subscription_status = SimulatedSubscriptionStatus.ACTIVE
+            row.save(update_fields=["subscription_status"])
+            _emit(row, "customer.subscription.updated", shapes.subscription_object(row))
+    return len(unpaid)
+
+
+def subscription_page_row(subscription_id: str) -> SimulatedCheckoutSession | None:
+    return _subscription_row(subscription_id)
+
+
+# -- helpers -------------------------------------------------------------------------------
 
 
 def _locked(session_id: str) -> SimulatedCheckoutSession:
@@ -182,235 +320,63 @@ def _locked(session_id: str) -> SimulatedCheckoutSession:
         raise GatewayError(f"No such checkout session: {session_id}") from None
 
 
-def _hex(row: SimulatedCheckoutSession) -> str:
-    return row.session_id.removeprefix(SESSION_PREFIX)
-
-
-def _sim(prefix: str, row: SimulatedCheckoutSession) -> str:
-    """The id of the session's `prefix` object (`cus`, `sub`, `in`, `pi`, `ch`, `re`)."""
-    return f"{prefix}_sim_{_hex(row)}"
-
-
-def _row_for(object_id: str, prefix: str) -> SimulatedCheckoutSession | None:
-    head = f"{prefix}_sim_"
-    if not object_id.startswith(head):
+def _subscription_row(subscription_id: str) -> SimulatedCheckoutSession | None:
+    parsed = shapes.parse_id(subscription_id, "sub")
+    if parsed is None or parsed[1] != 1:
         return None
-    session_id = SESSION_PREFIX + object_id.removeprefix(head)
-    return SimulatedCheckoutSession.objects.filter(session_id=session_id).first()
+    return (
+        SimulatedCheckoutSession.objects.select_related("plan")
+        .filter(session_id=parsed[0])
+        .exclude(subscription_status="")
+        .first()
+    )
 
 
-def _unix(moment: datetime) -> int:
-    return int(moment.timestamp())
+def _subscription_locked(
+    subscription_id: str, *, missing_ok: bool = False
+) -> SimulatedCheckoutSession | None:
+    row = _subscription_row(subscription_id)
+    if row is None:
+        if missing_ok:
+            return None  # Stripe answers "resource_missing"; cancelling it succeeds
+        raise GatewayError(f"No such subscription: {subscription_id}")
+    return _locked(row.session_id)
 
 
-def _next_month(moment: datetime) -> datetime:
-    """A monthly subscription's next billing date: same day next month, clamped."""
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+def _found(
+    value: str, prefix: str
+) -> tuple[SimulatedCheckoutSession, int, SimulatedInvoice | None] | None:
+    """The session (and renewal invoice, for a number above 1) a simulator id names."""
+    parsed = shapes.parse_id(value, prefix)
+    if parsed is None:
+        return None
+    session_id, number = parsed
+    row = SimulatedCheckoutSession.objects.select_related("plan").filter(session_id=session_id)
+    row = row.first()
+    if row is None:
+        return None
+    if number == 1:
+        return row, 1, None
+    renewal = SimulatedInvoice.objects.filter(session=row, number=number).first()
+    return (row, number, renewal) if renewal is not None else None
 
 
-def _metadata(row: SimulatedCheckoutSession) -> dict:
-    # The gateway puts the payment's uuid in both places, so one field serves for both.
-    return {"payment_uuid": row.client_reference_id}
-
-
-def _event(row: SimulatedCheckoutSession, type_: str, obj: dict, *, created: int) -> dict:
+def _event_for(row: SimulatedCheckoutSession, type_: str, obj: dict, *, created: int) -> dict:
+    """An event of the checkout, with an id fixed by the session and type, so a
+    repeated Pay is a redelivery."""
     digest = hashlib.sha256(f"{row.session_id}:{type_}".encode()).hexdigest()[:24]
-    return {
-        "id": f"evt_sim_{digest}",
-        "object": "event",
-        "api_version": API_VERSION,
-        "created": created,
-        "data": {"object": obj},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": type_,
-    }
+    return shapes.event(type_, obj, created=created, event_id=f"evt_sim_{digest}")
 
 
-def _session(row: SimulatedCheckoutSession) -> dict:
-    """A Checkout Session object in subscription mode, as the pinned API version shapes it."""
-    created = _unix(row.created_at)
-    done = row.status == "complete"
-    return {
-        "id": row.session_id,
-        "object": "checkout.session",
-        "after_expiration": None,
-        "allow_promotion_codes": None,
-        "amount_subtotal": row.amount_cents,
-        "amount_total": row.amount_cents,
-        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
-        "billing_address_collection": None,
-        "cancel_url": row.cancel_url,
-        "client_reference_id": row.client_reference_id,
-        "client_secret": None,
-        "consent": None,
-        "consent_collection": None,
-        "created": created,
-        "currency": row.currency,
-        "custom_fields": [],
-        "custom_text": {
-            "after_submit": None,
-            "shipping_address": None,
-            "submit": None,
-            "terms_of_service_acceptance": None,
-        },
-        "customer": _sim("cus", row) if done else None,
-        "customer_creation": "always",
-        "customer_details": (
-            {
-                "address": None,
-                "email": row.customer_email,
-                "name": None,
-                "phone": None,
-                "tax_exempt": "none",
-                "tax_ids": [],
-            }
-            if done
-            else None
-        ),
-        "customer_email": row.customer_email or None,
-        "discounts": [],
-        "expires_at": _unix(row.created_at + SESSION_LIFETIME),
-        "invoice": _sim("in", row) if done else None,
-        "invoice_creation": None,
-        "livemode": False,
-        "locale": None,
-        "metadata": _metadata(row),
-        "mode": "subscription",
-        "payment_intent": None,
-        "payment_link": None,
-        "payment_method_collection": "always",
-        "payment_method_types": ["card"],
-        "payment_status": row.payment_status,
-        "phone_number_collection": {"enabled": False},
-        "setup_intent": None,
-        "status": row.status,
-        "submit_type": None,
-        "subscription": _sim("sub", row) if done else None,
-        "success_url": row.success_url,
-        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
-        "url": checkout_url(row.session_id) if row.status == "open" else None,
-    }
+def _emit(row: SimulatedCheckoutSession, type_: str, obj: dict) -> None:
+    """Owe the webhook this event (in the caller's transaction)."""
+    payload = shapes.event(type_, obj, created=shapes.unix(timezone.now()))
+    SimulatedEvent.objects.create(event_id=payload["id"], type=type_, payload=payload)
 
 
-def _invoice(row: SimulatedCheckoutSession) -> dict:
-    """The subscription's first invoice, paid. In this API version an invoice names its
-    subscription under `parent` and carries no payment intent or charge of its own."""
-    paid_at = row.completed_at or row.created_at
-    period_start, period_end = _unix(paid_at), _unix(_next_month(paid_at))
-    invoice_id, subscription_id = _sim("in", row), _sim("sub", row)
-    plan = row.plan
-    line = {
-        "id": _sim("il", row),
-        "object": "line_item",
-        "amount": row.amount_cents,
-        "currency": row.currency,
-        "description": f"1 × {plan.name} (at {row.amount_display} / month)",
-        "discountable": True,
-        "discounts": [],
-        "invoice": invoice_id,
-        "livemode": False,
-        "metadata": _metadata(row),
-        "parent": {
-            "type": "subscription_item_details",
-            "invoice_item_details": None,
-            "subscription_item_details": {
-                "invoice_item": None,
-                "proration": False,
-                "proration_details": {"credited_items": None},
-                "subscription": subscription_id,
-                "subscription_item": _sim("si", row),
-            },
-        },
-        "period": {"start": period_start, "end": period_end},
-        "pricing": {
-            "type": "price_details",
-            "price_details": {
-                "price": plan.stripe_price_id or f"price_sim_{plan.slug}",
-                "product": f"prod_sim_{plan.slug}",
-            },
-            "unit_amount_decimal": str(row.amount_cents),
-        },
-        "quantity": 1,
-        "taxes": [],
-    }
-    return {
-        "id": invoice_id,
-        "object": "invoice",
-        "account_country": "US",
-        "account_name": "Hosting (simulated)",
-        "amount_due": row.amount_cents,
-        "amount_overpaid": 0,
-        "amount_paid": row.amount_cents,
-        "amount_remaining": 0,
-        "attempt_count": 1,
-        "attempted": True,
-        "auto_advance": False,
-        "billing_reason": "subscription_create",
-        "collection_method": "charge_automatically",
-        "created": period_start,
-        "currency": row.currency,
-        "customer": _sim("cus", row),
-        "customer_email": row.customer_email or None,
-        "description": None,
-        "hosted_invoice_url": None,
-        "invoice_pdf": None,
-        "lines": {
-            "object": "list",
-            "data": [line],
-            "has_more": False,
-            "total_count": 1,
-            "url": f"/v1/invoices/{invoice_id}/lines",
-        },
-        "livemode": False,
-        "metadata": {},
-        "number": f"SIM-{_hex(row)[:8].upper()}-0001",
-        "parent": {
-            "type": "subscription_details",
-            "quote_details": None,
-            "subscription_details": {
-                "metadata": _metadata(row),
-                "subscription": subscription_id,
-            },
-        },
-        "period_end": period_start,
-        "period_start": period_start,
-        "status": "paid",
-        "status_transitions": {
-            "finalized_at": period_start,
-            "marked_uncollectible_at": None,
-            "paid_at": period_start,
-            "voided_at": None,
-        },
-        "subtotal": row.amount_cents,
-        "total": row.amount_cents,
-    }
+def _deliver_now() -> None:
+    """Deliver owed events at once, as Stripe would within seconds; what cannot be
+    delivered now waits for the simulator's periodic job."""
+    from billing.simulator import events_deliver
 
-
-def _charge(row: SimulatedCheckoutSession) -> dict:
-    return {
-        "id": _sim("ch", row),
-        "object": "charge",
-        "amount": row.amount_cents,
-        "amount_captured": row.amount_cents,
-        "amount_refunded": 0,
-        "captured": True,
-        "created": _unix(row.completed_at or row.created_at),
-        "currency": row.currency,
-        "customer": _sim("cus", row),
-        "description": "Subscription creation",
-        "disputed": False,
-        "failure_code": None,
-        "failure_message": None,
-        "livemode": False,
-        "metadata": {},
-        "paid": True,
-        "payment_intent": _sim("pi", row),
-        "receipt_email": row.customer_email or None,
-        "refunded": False,
-        "status": "succeeded",
-    }
+    events_deliver(raise_on_failure=False)

@@ -219,3 +219,23 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise as_gateway_error(exc, "read a subscription") from exc
         return subscription_state(subscription.to_dict())
+
+    def subscription_cancel_at_period_end(
+        self, *, subscription_id: str, cancel: bool
+    ) -> SubscriptionState:
+        try:
+            subscription = self._client.v1.subscriptions.update(
+                subscription_id, {"cancel_at_period_end": cancel}
+            )
+        except stripe.StripeError as exc:
+            raise as_gateway_error(exc, "change a subscription") from exc
+        return subscription_state(subscription.to_dict())
+
+    def billing_portal_url(self, *, customer_id: str, subscription_id: str, return_url: str) -> str:
+        try:
+            session = self._client.v1.billing_portal.sessions.create(
+                {"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise as_gateway_error(exc, "open the billing portal") from exc
+        return session.url

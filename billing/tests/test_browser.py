@@ -170,3 +170,64 @@ def test_a_failed_build_shows_failed_and_refunded_on_the_open_page(page, custome
     assert server.status == Server.Status.FAILED
     assert server.ip_address is None
     assert server.payment.status == Payment.Status.REFUNDED
+
+
+def test_a_renewal_a_declined_one_suspension_and_payment_as_the_customer_sees_them(
+    page, customer, start_worker, settings
+):
+    """The recurring-billing cycle on the pages a customer uses: a renewal on /billing/,
+    the simulator declining the next one, the past-due banner, the suspension after the
+    grace period (no grace here), and the server running again once paid."""
+    from billing.subscriptions import subscriptions_suspend_overdue
+
+    settings.BILLING_GRACE_DAYS = 0
+    worker = start_worker(SIMULATED_PROVIDER_ACTION_SECONDS="0")
+    with worker.explained():
+        uuid = buy_basic(page)
+        expect(page.get_by_test_id("server-status")).to_have_text("Running", timeout=SETTLE_MS)
+
+        page.goto("/billing/")
+        card = page.get_by_test_id("subscription")
+        expect(card).to_contain_text("Basic, $9.00/month")
+        expect(card).to_contain_text("Next renewal")
+        page.get_by_role("button", name="Update payment method").click()
+        expect(page).to_have_url(re.compile(r"/billing/simulator/subscriptions/sub_sim_\w+/$"))
+        simulator_url = page.url
+        page.get_by_role("button", name="End the period now").click()
+        expect(page.get_by_text("The period ended now.")).to_be_visible()
+
+        page.goto("/billing/")
+        expect(page.get_by_role("cell", name="Basic renewal")).to_be_visible()
+        screenshot(page, "billing-renewed")
+
+        page.goto(simulator_url)
+        page.get_by_role("button", name="Make the next renewal fail").click()
+        expect(page.get_by_test_id("next-renewal")).to_have_text("will be declined")
+        page.get_by_role("button", name="End the period now").click()
+
+        page.goto("/dashboard/")
+        banner = page.get_by_role("alert").filter(has_text="did not go through")
+        expect(banner).to_be_visible()
+        assert subscriptions_suspend_overdue() == 1
+        page.goto(f"/servers/{uuid}/")
+        expect(page.get_by_test_id("server-status")).to_have_text("Suspended")
+        page.goto("/billing/")
+        expect(page.get_by_test_id("subscription")).to_contain_text("Your server is suspended")
+        screenshot(page, "billing-suspended")
+
+        page.get_by_role("link", name="Pay now").click()
+        expect(page).to_have_url(simulator_url)
+        page.get_by_role("button", name="Pay $9.00 with a new card").click()
+        expect(page.get_by_text("Paid. The webhook has been told.")).to_be_visible()
+
+        page.goto(f"/servers/{uuid}/")
+        expect(page.get_by_test_id("server-status")).to_have_text("Running", timeout=SETTLE_MS)
+        expect(page.get_by_role("alert").filter(has_text="did not go through")).to_have_count(0)
+        page.goto("/billing/")
+        screenshot(page, "billing-paid")
+        worker.assert_alive()
+
+    server = Server.objects.get(uuid=uuid)
+    renewals = Payment.objects.filter(renews=server, status=Payment.Status.SUCCEEDED)
+    assert renewals.count() == 2  # the first renewal and the paid declined one
+    assert server.subscription.status == "active"

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.django_db
 
 SESSIONS = "/v1/checkout/sessions"
 
-# session, user, the payments with their plans and servers (one query for the list).
-PAYMENTS_PAGE_QUERIES = 3
+# session, user, the subscription with plan and server, the payments with plans and servers.
+PAYMENTS_PAGE_QUERIES = 4
 
 
 @pytest.fixture
