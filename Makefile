@@ -38,7 +38,6 @@ browser:
 
 run: db
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed --show-passwords
 	$(PY) -m hosting.devserver --host $(HOST) --port $(PORT)

@@ -20,7 +20,7 @@ from hosting.database.archive import archive_verify
 from hosting.database.pg import PgError, one_line
 
 # Tables that `migrate` fills by itself: rows there do not make a database "in use".
-# django_cache holds only disposable cache entries (createcachetable).
+# django_cache holds only disposable cache entries (made by hosting 0001).
 MIGRATE_FILLED_TABLES = frozenset(
     {
         "django_migrations",

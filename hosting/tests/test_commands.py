@@ -4,8 +4,6 @@ them, against the real PostgreSQL server."""
 import os
 import re
 import stat
-import subprocess
-import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from hosting.database import pg, programs
 from hosting.database.archive import archive_entries
 from hosting.database.pg import PgError
 from hosting.database.restore import public_tables
-from hosting.testing import database_url, run_python
+from hosting.testing import run_python
 from servers.models import Deployment, Domain, Server
 from servers.tests.factories import ServerFactory
 from support.models import Ticket, TicketMessage
@@ -54,42 +52,6 @@ def fingerprints(conn) -> dict[str, tuple[int, str | None]]:
             )
             result[name] = tuple(cursor.fetchone())
     return result
-
-
-@pytest.fixture
-def scratch_databases():
-    """Makes empty databases next to the test database (returning their URLs), dropped
-    afterwards."""
-    env = pg.subprocess_env(pg.libpq_env())
-    made = []
-
-    def psql(statement):
-        subprocess.run(
-            [pg.pg_binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"],
-            input=statement,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-
-    def make() -> str:
-        name = f"{connection.settings_dict['NAME'][:40]}_scratch_{uuid.uuid4().hex[:8]}"
-        psql(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return database_url(name)
-
-    try:
-        yield make
-    finally:
-        for name in made:
-            psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def scratch_database_url(scratch_databases):
-    """An empty database next to the test database, dropped afterwards."""
-    return scratch_databases()
 
 
 def other_database(url):

@@ -1,0 +1,83 @@
+"""`migrate` is the whole set-up: a database made by it alone serves a login and says
+ready; a table the app needs going missing makes `/readyz` say which."""
+
+import json
+
+import pytest
+
+from hosting.testing import run_python, subprocess_env
+
+# Run in a process of its own against the scratch database: the login (which writes the
+# rate limiter's rows to the database cache) and both probes, printed as JSON.
+PROBE = """
+import json
+import django
+django.setup()
+from allauth.account.models import EmailAddress
+from django.test import Client
+from accounts.models import User
+
+if not User.objects.filter(email="new@example.com").exists():
+    user = User.objects.create_user(email="new@example.com", password="a-Long-passw0rd!")
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+client = Client()
+login = client.post(
+    "/accounts/login/", {"login": "new@example.com", "password": "a-Long-passw0rd!"}
+)
+ready = client.get("/readyz")
+print(json.dumps({
+    "login": login.status_code,
+    "login_to": login.headers.get("Location"),
+    "dashboard": client.get("/dashboard/").status_code,
+    "readyz": ready.status_code,
+    "reason": ready.json().get("reason", ""),
+}))
+"""
+
+
+READY_ONLY = """
+import json
+import django
+django.setup()
+from django.test import Client
+
+ready = Client().get("/readyz")
+print(json.dumps({"readyz": ready.status_code, "reason": ready.json().get("reason", "")}))
+"""
+
+
+def probe(env, script=PROBE) -> dict:
+    result = run_python("-c", script, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def psql_in(url, statement, env):
+    result = run_python(
+        "-c",
+        "import django, sys; django.setup(); from django.db import connection; "
+        f"connection.cursor().execute({statement!r})",
+        env={**env, "DATABASE_URL": url},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.django_db
+def test_a_database_made_by_migrate_alone_logs_in_and_is_ready(scratch_database_url):
+    env = subprocess_env(DATABASE_URL=scratch_database_url, ALLOWED_HOSTS="testserver")
+    migrated = run_python("manage.py", "migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+
+    seen = probe(env)
+    assert (seen["login"], seen["login_to"]) == (302, "/dashboard/"), seen
+    assert seen["dashboard"] == 200
+    assert (seen["readyz"], seen["reason"]) == (200, "")
+
+    psql_in(scratch_database_url, "DROP TABLE django_cache", env)
+    seen = probe(env, READY_ONLY)
+    assert seen["readyz"] == 503
+    assert seen["reason"] == "table(s) missing: django_cache"
+
+    psql_in(scratch_database_url, "DROP TABLE procrastinate_periodic_defers CASCADE", env)
+    seen = probe(env, READY_ONLY)
+    assert seen["reason"] == "table(s) missing: django_cache, procrastinate_periodic_defers"
