@@ -45,6 +45,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After static files (the maintenance page's stylesheet must load), before anything
+    # that reads the session or the user.
+    "hosting.maintenance.DatabaseUnavailableMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -80,12 +83,16 @@ TEMPLATES = [
 # project-local cluster that `make run` / `make test` start. Django's psycopg pool.
 DATABASES = {"default": env.db_url("DATABASE_URL", default=localdb.url())}
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
+# Seconds to wait for PostgreSQL before a page answers the maintenance page: libpq's
+# connect_timeout, and how long a request waits for a pooled connection.
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=3)
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
 if DB_POOL_MAX_SIZE > 0:
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=DB_CONNECT_TIMEOUT),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,6 +1,9 @@
+import sys
+
 from django.shortcuts import render
 
 from billing.selectors import active_plans
+from hosting.maintenance import DATABASE_DOWN, maintenance_response
 
 
 def landing(request):
@@ -24,6 +27,10 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # The database went away in the middle of the request: the maintenance page, as
+    # for a request that found it down (hosting.maintenance).
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        return maintenance_response()
     # 500.html replaces the nav and messages blocks, so rendering it touches neither the
     # user nor the database: the database may be what failed.
     return render(request, "500.html", status=500)

@@ -53,7 +53,16 @@ def test_sslmode_passes_through_and_pool_is_configured():
         DB_POOL_MAX_SIZE="7",
     )["db"]
     assert db["OPTIONS"]["sslmode"] == "require"
-    assert db["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 7, "timeout": 10.0}
+    # A request waits DB_CONNECT_TIMEOUT for a connection, as libpq does for the server.
+    assert db["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 7, "timeout": 3}
+    assert db["OPTIONS"]["connect_timeout"] == 3
+
+
+def test_db_connect_timeout_reaches_libpq_and_the_pool():
+    db = settings_for(DATABASE_URL="postgresql://a@h/d", DB_CONNECT_TIMEOUT="5")["db"]
+    assert (db["OPTIONS"]["connect_timeout"], db["OPTIONS"]["pool"]["timeout"]) == (5, 5)
+    db = settings_for(DATABASE_URL="postgresql://a@h/d", DB_POOL_TIMEOUT="9")["db"]
+    assert (db["OPTIONS"]["connect_timeout"], db["OPTIONS"]["pool"]["timeout"]) == (3, 9.0)
 
 
 def test_pool_can_be_turned_off():
