@@ -24,7 +24,7 @@ def main() -> None:
         # The checkout simulator posts its events to SITE_URL: this server, on this port.
         env["SITE_URL"] = f"http://{args.host}:{args.port}"
     processes = [
-        subprocess.Popen([python, "manage.py", "procrastinate", "worker"], env=env),
+        subprocess.Popen([python, "manage.py", "worker"], env=env),
         subprocess.Popen([python, "manage.py", "runserver", f"{args.host}:{args.port}"], env=env),
     ]
     print(f"Hosting is up on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)

@@ -94,6 +94,11 @@ if DB_POOL_MAX_SIZE > 0:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=DB_CONNECT_TIMEOUT),
     }
+# With the pool: one empty round trip as a connection leaves it (psycopg's
+# check_connection), so a connection the server dropped (a restart, an outage) is
+# replaced instead of failing the request, and an outage is seen before the request
+# starts (hosting.maintenance).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A cache that every gunicorn worker and host shares, so rate limits and lockouts hold.
@@ -314,6 +319,14 @@ TLS_CHECK_PORT = 443
 DEPLOY_ALLOW_LOCAL_GIT_URLS = False
 
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+# The scheduled backup job (hosting/tasks.py) runs only when BACKUP_DIR is set. Its cron
+# is read when the tasks are imported: a change needs a worker restart.
+BACKUP_SCHEDULED = bool(env.str("BACKUP_DIR", default=""))
+BACKUP_SCHEDULE = env.str("BACKUP_SCHEDULE", default="0 2 * * *")
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=14)
+BACKUP_MAX_AGE_DAYS = env.int("BACKUP_MAX_AGE_DAYS", default=30)
+# Staff are mailed (once per incident) when the newest verified backup is older than this.
+BACKUP_STALE_HOURS = 26
 
 
 LOGGING = {

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
@@ -37,3 +38,24 @@ SUCCEEDED_JOBS_KEPT_HOURS = 72
 async def jobs_delete_old(timestamp: int) -> None:
     """The periodic jobs alone add some 4,000 rows a day: keep the queue table small."""
     await app.job_manager.delete_old_jobs(nb_hours=SUCCEEDED_JOBS_KEPT_HOURS)
+
+
+# Database backups (hosting/database/backup.py). procrastinate reads the cron when the
+# tasks are imported: a new BACKUP_SCHEDULE needs a worker restart. A queue of their own,
+# so a worker can be given to them alone (`procrastinate worker --queues=backups`).
+@app.periodic(cron=settings.BACKUP_SCHEDULE)
+@app.task(queue="backups", queueing_lock="backups_scheduled")
+def backups_scheduled(timestamp: int) -> None:
+    """Backup + verify + retention when BACKUP_DIR is set; staff mailed on failure."""
+    from hosting.database.backup import backup_scheduled
+
+    backup_scheduled()
+
+
+@app.periodic(cron="41 * * * *")
+@app.task(queue="backups", queueing_lock="backups_check_stale")
+def backups_check_stale(timestamp: int) -> bool:
+    """Staff mailed, once per incident, when no verified backup is recent enough."""
+    from hosting.database.backup import backup_staleness_check
+
+    return backup_staleness_check()

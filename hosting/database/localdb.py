@@ -53,7 +53,7 @@ def data_dir() -> Path:
 
 def url() -> str:
     """The DATABASE_URL of the local cluster: an absolute path names the socket directory."""
-    return f"postgresql://{DB_USER}@/{data_dir()}/{DB_NAME}"
+    return local_cluster().url()
 
 
 def _install_hint() -> str:
@@ -88,93 +88,113 @@ def _as_owner(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, **kwargs)
 
 
-def _psql(sql: str) -> str:
-    result = subprocess.run(
-        [
-            programs.find("psql") or "psql",
-            "-h",
-            str(data_dir()),
-            "-U",
-            DB_USER,
-            "-d",
-            "postgres",
-            "-tAc",
-            sql,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip()
+class Cluster:
+    """A PostgreSQL cluster in `directory` (its data in `directory/data`, which is also
+    its socket directory), run as `postgres` when we are root. The project's own is
+    `Cluster(cluster_dir())`; a test can own another, to stop and start it at will."""
 
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.data = directory / "data"
 
-def _initdb() -> None:
-    cluster = cluster_dir()
-    cluster.mkdir(parents=True, exist_ok=True)
-    if _is_root():
-        shutil.chown(cluster, "postgres", "postgres")
-    cluster.chmod(0o700)
-    print(f"Creating a local PostgreSQL cluster in {cluster}", flush=True)
-    _as_owner(
-        [
-            programs.find("initdb"),
-            "-D",
-            str(data_dir()),
-            "-U",
-            DB_USER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    with open(data_dir() / "postgresql.conf", "a") as conf:
-        conf.write(
-            "\n# hosting: local development cluster\n"
-            "listen_addresses = ''\n"
-            f"unix_socket_directories = '{data_dir()}'\n"
-            "unix_socket_permissions = 0700\n"
-            "max_connections = 100\n"
-            # A development cluster: losing the last few commits on a crash is fine.
-            "synchronous_commit = off\n"
+    def url(self, name: str = DB_NAME) -> str:
+        return f"postgresql://{DB_USER}@/{self.data}/{name}"
+
+    def psql(self, sql: str) -> str:
+        result = subprocess.run(
+            [programs.find("psql") or "psql", "-h", str(self.data), "-U", DB_USER]
+            + ["-d", "postgres", "-tAc", sql],
+            check=True,
+            capture_output=True,
+            text=True,
         )
+        return result.stdout.strip()
+
+    def initdb(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if _is_root():
+            shutil.chown(self.directory, "postgres", "postgres")
+        self.directory.chmod(0o700)
+        print(f"Creating a local PostgreSQL cluster in {self.directory}", flush=True)
+        _as_owner(
+            [
+                programs.find("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                DB_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(
+                "\n# hosting: local development cluster\n"
+                "listen_addresses = ''\n"
+                f"unix_socket_directories = '{self.data}'\n"
+                "unix_socket_permissions = 0700\n"
+                "max_connections = 100\n"
+                # A development cluster: losing the last few commits on a crash is fine.
+                "synchronous_commit = off\n"
+            )
+
+    def is_running(self) -> bool:
+        if not (self.data / "PG_VERSION").exists():
+            return False
+        pg_ctl = programs.find("pg_ctl")
+        status = _as_owner([pg_ctl, "-D", str(self.data), "status"], capture_output=True)
+        return status.returncode == 0
+
+    def start(self, database: str = DB_NAME) -> None:
+        """Create the cluster if needed, start it, and create `database` if missing."""
+        ensure_binaries()
+        if not (self.data / "PG_VERSION").exists():
+            self.initdb()
+        if not self.is_running():
+            log = self.directory / "postgres.log"
+            _as_owner(
+                [programs.find("pg_ctl"), "-D", str(self.data), "-l", str(log)]
+                + ["-w", "-t", "60", "start"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"  # noqa: S608
+        if self.psql(exists) != "1":
+            self.psql(f'CREATE DATABASE "{database}"')
+
+    def stop(self) -> bool:
+        """Stop it (fast: sessions are disconnected); False when it was not running."""
+        if not self.is_running():
+            return False
+        _as_owner(
+            [programs.find("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return True
+
+
+def local_cluster() -> Cluster:
+    return Cluster(cluster_dir())
 
 
 def is_running() -> bool:
-    if not (data_dir() / "PG_VERSION").exists():
-        return False
-    pg_ctl = programs.find("pg_ctl")
-    return _as_owner([pg_ctl, "-D", str(data_dir()), "status"], capture_output=True).returncode == 0
+    return local_cluster().is_running()
 
 
 def start() -> None:
     if configured("DATABASE_URL"):
         print("DATABASE_URL is set: using it, no local PostgreSQL started.")
         return
-    ensure_binaries()
-    if not (data_dir() / "PG_VERSION").exists():
-        _initdb()
-    if not is_running():
-        log = cluster_dir() / "postgres.log"
-        pg_ctl = programs.find("pg_ctl")
-        _as_owner(
-            [pg_ctl, "-D", str(data_dir()), "-l", str(log), "-w", "-t", "60", "start"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    if _psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":  # noqa: S608
-        _psql(f'CREATE DATABASE "{DB_NAME}"')
+    local_cluster().start()
     print(f"Local PostgreSQL is up: {url()}")
 
 
 def stop() -> None:
-    if is_running():
-        _as_owner(
-            [programs.find("pg_ctl"), "-D", str(data_dir()), "-m", "fast", "-w", "stop"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    if local_cluster().stop():
         print("Local PostgreSQL stopped.")
     else:
         print("Local PostgreSQL is not running.")

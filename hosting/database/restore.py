@@ -12,7 +12,7 @@ from pathlib import Path
 
 import environ
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from psycopg.conninfo import make_conninfo
 
 from hosting.database import pg
@@ -88,6 +88,7 @@ def archive_restore(
     Raises PgError."""
     path = path.expanduser()
     entries = archive_verify(path)
+    _refuse_failed_verification(path, force)
     if not database_url:
         _restore(path, entries, connections["default"], force, say)
         return
@@ -96,6 +97,28 @@ def archive_restore(
         _restore(path, entries, target, force, say)
     finally:
         target.close()
+
+
+def _refuse_failed_verification(path: Path, force: bool) -> None:
+    """An archive whose recorded verification (a BackupRun of the default database with
+    its file name) failed is not restored without `force`. Unknown archives, or a
+    database without the table (a fresh one being recovered), are not refused."""
+    from hosting.models import BackupRun
+
+    if force:
+        return
+    try:
+        if BackupRun._meta.db_table not in connections["default"].introspection.table_names():
+            return
+        run = BackupRun.objects.filter(file_name=path.name).first()
+    except DatabaseError:
+        return
+    if run is not None and run.verified is False:
+        raise PgError(
+            f"refusing to restore {path.name}: its verification failed "
+            f"(backup run {run.pk}, {run.started_at:%Y-%m-%d %H:%M} UTC: "
+            f"{one_line(run.error) or 'no details'}); pass --force to restore it anyway"
+        )
 
 
 def _restore(path: Path, entries: int, target, force: bool, say) -> None:

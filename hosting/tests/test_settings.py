@@ -11,8 +11,9 @@ import json, django
 from django.conf import settings
 django.setup()
 db = settings.DATABASES["default"]
-print(json.dumps({"db": {k: db.get(k) for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST",
-    "PORT", "OPTIONS")}, "debug": settings.DEBUG, "hsts": settings.SECURE_HSTS_SECONDS}))
+keys = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS", "CONN_HEALTH_CHECKS")
+print(json.dumps({"db": {k: db.get(k) for k in keys}, "debug": settings.DEBUG,
+    "hsts": settings.SECURE_HSTS_SECONDS}))
 """
 
 
@@ -54,8 +55,15 @@ def test_sslmode_passes_through_and_pool_is_configured():
     )["db"]
     assert db["OPTIONS"]["sslmode"] == "require"
     # A request waits DB_CONNECT_TIMEOUT for a connection, as libpq does for the server.
-    assert db["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 7, "timeout": 3}
+    pool = db["OPTIONS"]["pool"]
+    assert {key: pool[key] for key in ("min_size", "max_size", "timeout")} == {
+        "min_size": 2,
+        "max_size": 7,
+        "timeout": 3,
+    }
+    assert "check" not in pool  # Django adds psycopg's check from CONN_HEALTH_CHECKS
     assert db["OPTIONS"]["connect_timeout"] == 3
+    assert db["CONN_HEALTH_CHECKS"] is True
 
 
 def test_db_connect_timeout_reaches_libpq_and_the_pool():

@@ -20,7 +20,8 @@ class Command(BaseCommand):
         "django_content_type, auth_permission, django_site, billing_plan) and the "
         "django_cache table. Stop the web and worker processes first (the restore waits "
         "for their locks), and run migrate afterwards when the archive is older than the "
-        "code."
+        "code. Also refuses without --force an archive whose recorded verification "
+        "(`backup --verify`, `backup --verify-only`) failed."
     )
 
     def add_arguments(self, parser):
@@ -34,8 +35,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force",
             action="store_true",
-            help="Restore even with DEBUG off or into a database that holds data; "
-            "whatever the archive holds replaces it.",
+            help="Restore even with DEBUG off, into a database that holds data, or an "
+            "archive whose verification failed; whatever the archive holds replaces it.",
         )
 
     def handle(self, *args, file, database_url=None, force=False, **options):
