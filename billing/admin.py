@@ -15,6 +15,7 @@ from billing.models import (
     StripeEvent,
     Subscription,
 )
+from billing.subscriptions import SubscriptionRefused
 from hosting.admin_actions import confirmation_page, confirmed
 from hosting.admin_links import (
     ReadOnlyAdminMixin,
@@ -439,6 +440,23 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         # subscriptions act on them through the actions below.
         return request.user.has_perm("billing.change_subscription")
 
+    def _each(self, request, rows, service, *, verb, done, undone, refusals=(SubscriptionRefused,)):
+        """Call the staff `service` for every row, with one message each: `done`, or
+        `undone` (a warning) when there was nothing to do, or the refusal (an error)."""
+        for subscription in rows:
+            label = _subscription_label(subscription)
+            try:
+                changed = service(
+                    subscription_id=subscription.pk, actor=request.user, request=request
+                )
+            except refusals as refusal:
+                self.message_user(request, f"{label}: not {verb}: {refusal}", messages.ERROR)
+                continue
+            if changed:
+                self.message_user(request, f"{label}: {done}")
+            else:
+                self.message_user(request, f"{label}: not {verb}: {undone}", messages.WARNING)
+
     def _rows(self, queryset):
         return list(queryset.select_related("user", "server", "plan"))
 
@@ -470,24 +488,14 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     if s not in ready
                 ],
             )
-        for subscription in rows:
-            label = _subscription_label(subscription)
-            try:
-                suspended = subscriptions.subscription_suspend_by_staff(
-                    subscription_id=subscription.pk, actor=request.user, request=request
-                )
-            except subscriptions.SubscriptionRefused as refusal:
-                self.message_user(request, f"{label}: not suspended: {refusal}", messages.ERROR)
-                continue
-            if suspended:
-                self.message_user(request, f"{label}: suspended; the server is being powered off.")
-            else:
-                self.message_user(
-                    request,
-                    f"{label}: not suspended: it already was, or the subscription has ended.",
-                    messages.WARNING,
-                )
-        return None
+        return self._each(
+            request,
+            rows,
+            subscriptions.subscription_suspend_by_staff,
+            verb="suspended",
+            done="suspended; the server is being powered off.",
+            undone="it already was, or the subscription has ended.",
+        )
 
     @admin.action(description="Resume (lift a suspension)", permissions=["manage"])
     def resume(self, request, queryset):
@@ -516,22 +524,14 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     if s not in ready
                 ],
             )
-        for subscription in rows:
-            label = _subscription_label(subscription)
-            try:
-                resumed = subscriptions.subscription_resume_by_staff(
-                    subscription_id=subscription.pk, actor=request.user, request=request
-                )
-            except subscriptions.SubscriptionRefused as refusal:
-                self.message_user(request, f"{label}: not resumed: {refusal}", messages.ERROR)
-                continue
-            if resumed:
-                self.message_user(request, f"{label}: resumed; the server is being started.")
-            else:
-                self.message_user(
-                    request, f"{label}: not resumed: it is not suspended.", messages.WARNING
-                )
-        return None
+        return self._each(
+            request,
+            rows,
+            subscriptions.subscription_resume_by_staff,
+            verb="resumed",
+            done="resumed; the server is being started.",
+            undone="it is not suspended.",
+        )
 
     @admin.action(description="Cancel now, without a refund", permissions=["manage"])
     def cancel_now(self, request, queryset):
@@ -564,26 +564,16 @@ class SubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     if s not in ready
                 ],
             )
-        for subscription in rows:
-            label = _subscription_label(subscription)
-            try:
-                cancelled = subscriptions.subscription_cancel_by_staff(
-                    subscription_id=subscription.pk, actor=request.user, request=request
-                )
-            except GatewayError as exc:
-                self.message_user(request, f"{label}: not cancelled: {exc}", messages.ERROR)
-                continue
-            if cancelled:
-                self.message_user(
-                    request,
-                    f"{label}: cancelled in Stripe; the server is suspended and will be "
-                    f"deleted after {days} days.",
-                )
-            else:
-                self.message_user(
-                    request, f"{label}: not cancelled: it had already ended.", messages.WARNING
-                )
-        return None
+        return self._each(
+            request,
+            rows,
+            subscriptions.subscription_cancel_by_staff,
+            verb="cancelled",
+            done=f"cancelled in Stripe; the server is suspended and will be deleted after "
+            f"{days} days.",
+            undone="it had already ended.",
+            refusals=(GatewayError,),
+        )
 
     @admin.action(description="Refund the last payment", permissions=["manage"])
     def refund_last_payment(self, request, queryset):
