@@ -53,6 +53,7 @@ lint: $(VENV)/.installed-dev db
 	$(PY) -m ruff format --check .
 	shellcheck $(SHELL_SCRIPTS)
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m hosting.migration_safety
 
 format: $(VENV)/.installed-dev
 	$(PY) -m ruff check --fix .

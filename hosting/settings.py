@@ -79,9 +79,31 @@ TEMPLATES = [
     },
 ]
 
-# Database: DATABASE_URL (postgres:// or postgresql://, ?sslmode= passes through), else the
-# project-local cluster that `make run` / `make test` start. Django's psycopg pool.
-DATABASES = {"default": env.db_url("DATABASE_URL", default=localdb.url())}
+# Database: DATABASE_URL (postgres:// or postgresql://, ?sslmode= passes through); else
+# its parts, DB_HOST and the rest; else the project-local cluster that `make run` /
+# `make test` start. Django's psycopg pool.
+if env.str("DATABASE_URL", default="") or not env.str("DB_HOST", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL", default=localdb.url())}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": env.str("DB_HOST"),
+            "PORT": env.int("DB_PORT", default=5432),
+            "NAME": env.str("DB_NAME", default="hosting"),
+            "USER": env.str("DB_USER", default="hosting"),
+            "PASSWORD": env.str("DB_PASSWORD", default=""),
+            "OPTIONS": {
+                # verify-full with DB_SSLROOTCERT: encrypted, and to the right server.
+                key: value
+                for key, value in {
+                    "sslmode": env.str("DB_SSLMODE", default=""),
+                    "sslrootcert": env.str("DB_SSLROOTCERT", default=""),
+                }.items()
+                if value
+            },
+        }
+    }
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
 # Seconds to wait for PostgreSQL before a page answers the maintenance page: libpq's
 # connect_timeout, and how long a request waits for a pooled connection.
@@ -267,6 +289,11 @@ SERVER_ACTION_TIMEOUT = env.int("SERVER_ACTION_TIMEOUT", default=10 * 60)
 # holds a database connection: keep it below DB_POOL_MAX_SIZE.
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
 PROCRASTINATE_WORKER_DEFAULTS = {"concurrency": WORKER_CONCURRENCY}
+# How many of each process run against the database, for the connection budget that
+# `check_db` prints and a system check compares with the server's max_connections:
+# gunicorn's workers (read by hosting/gunicorn_conf.py too) and worker processes.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=3)
+WORKER_PROCESSES = env.int("WORKER_PROCESSES", default=1)
 
 # Deployments: the SSH port of our servers, the directory the code goes to on the server,
 # and the longest one deployment may run before it is stopped and failed.

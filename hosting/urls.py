@@ -23,6 +23,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("support/", include("support.urls")),
     path("activity/", activity_views.activity, name="activity"),
+    path("admin/database/", include("hosting.admin_database")),
     path("admin/", admin.site.urls),
 ]
 

@@ -28,9 +28,14 @@ def seed_plans(apps, schema_editor):
 
 
 def unseed_plans(apps, schema_editor):
-    apps.get_model("billing", "Plan").objects.filter(
-        slug__in=[row[0] for row in PLANS], payments__isnull=True
-    ).delete()
+    # The seeded plans nothing refers to: a plan with payments or servers stays (both
+    # PROTECT it), and so does any plan not seeded here. Servers exist in the state only
+    # while their app is migrated (`migrate billing 0001` alone keeps them).
+    Plan = apps.get_model("billing", "Plan")
+    plans = Plan.objects.filter(slug__in=[row[0] for row in PLANS], payments__isnull=True)
+    if "servers" in {field.name for field in Plan._meta.get_fields()}:
+        plans = plans.filter(servers__isnull=True)
+    plans.delete()
 
 
 class Migration(migrations.Migration):

@@ -186,8 +186,8 @@ def is_running() -> bool:
 
 
 def start() -> None:
-    if configured("DATABASE_URL"):
-        print("DATABASE_URL is set: using it, no local PostgreSQL started.")
+    if configured("DATABASE_URL") or configured("DB_HOST"):
+        print("DATABASE_URL or DB_HOST is set: using it, no local PostgreSQL started.")
         return
     local_cluster().start()
     print(f"Local PostgreSQL is up: {url()}")

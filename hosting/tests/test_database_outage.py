@@ -55,6 +55,8 @@ def site(cluster, tmp_path_factory):
         PORT=str(port),
         WEB_CONCURRENCY="1",
         ALLOWED_HOSTS="127.0.0.1",
+        # Static files named without collectstatic's manifest (a fresh clone has none).
+        DEBUG="true",
     )
     with open(log, "wb") as output:
         process = subprocess.Popen(

@@ -114,7 +114,9 @@ def fetch(url: str, query: str, params=None) -> list[tuple]:
 
 
 def python(url: str, *args: str):
-    return run_python(*args, env=subprocess_env(DATABASE_URL=url, ALLOWED_HOSTS="testserver"))
+    return run_python(
+        *args, env=subprocess_env(DATABASE_URL=url, ALLOWED_HOSTS="testserver", DEBUG="true")
+    )
 
 
 def db_roles(url: str, *args: str):

@@ -64,7 +64,11 @@ def psql_in(url, statement, env):
 
 @pytest.mark.django_db
 def test_a_database_made_by_migrate_alone_logs_in_and_is_ready(scratch_database_url):
-    env = subprocess_env(DATABASE_URL=scratch_database_url, ALLOWED_HOSTS="testserver")
+    # DEBUG on: pages name their static files without collectstatic's manifest (a fresh
+    # clone has none).
+    env = subprocess_env(
+        DATABASE_URL=scratch_database_url, ALLOWED_HOSTS="testserver", DEBUG="true"
+    )
     migrated = run_python("manage.py", "migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
 

@@ -17,6 +17,23 @@ def output_to_lines(apps, schema_editor):
         )
 
 
+def lines_to_output(apps, schema_editor):
+    """Backwards: the numbered lines back into the `output` column they came from (the
+    lines' table goes next), so a rollback keeps the deployment logs."""
+    Deployment = apps.get_model("servers", "Deployment")
+    DeploymentLogLine = apps.get_model("servers", "DeploymentLogLine")
+    deployment_ids = (
+        DeploymentLogLine.objects.order_by().values_list("deployment_id", flat=True).distinct()
+    )
+    for deployment_id in deployment_ids.iterator():
+        lines = (
+            DeploymentLogLine.objects.filter(deployment_id=deployment_id)
+            .order_by("number")
+            .values_list("text", flat=True)
+        )
+        Deployment.objects.filter(pk=deployment_id).update(output="\n".join(lines))
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -142,7 +159,7 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(condition=models.Q(('status', 'in_progress')), fields=('server',), name='servers_serveraction_one_open_per_server', violation_error_message='Another action is in progress on this server.'),
         ),
         # Logs written before lines existed become numbered lines, then the column goes.
-        migrations.RunPython(output_to_lines, migrations.RunPython.noop),
+        migrations.RunPython(output_to_lines, lines_to_output),
         migrations.RemoveField(
             model_name='deployment',
             name='output',
