@@ -60,6 +60,42 @@ def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+# Run with `run_python("-c", PAGES_PROBE, env=...)` against another database: a verified
+# user (made once), the login page, a login, the dashboard and /readyz, printed as one
+# JSON line with the role the process connected as. Give the environment DEBUG=true and
+# ALLOWED_HOSTS=testserver: pages then name their static files without collectstatic.
+PAGES_PROBE = """
+import json
+import django
+django.setup()
+from allauth.account.models import EmailAddress
+from django.db import connection
+from django.test import Client
+from accounts.models import User
+
+email, password = "probe@example.com", "a-Long-passw0rd!"
+if not User.objects.filter(email=email).exists():
+    user = User.objects.create_user(email=email, password=password)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+client = Client()
+page = client.get("/accounts/login/")
+login = client.post("/accounts/login/", {"login": email, "password": password})
+ready = client.get("/readyz")
+with connection.cursor() as cursor:
+    cursor.execute("SELECT current_user")
+    (role,) = cursor.fetchone()
+print(json.dumps({
+    "role": role,
+    "page": page.status_code,
+    "login": login.status_code,
+    "login_to": login.headers.get("Location"),
+    "dashboard": client.get("/dashboard/").status_code,
+    "readyz": ready.status_code,
+    "reason": ready.json().get("reason", ""),
+}))
+"""
+
+
 def run_jobs(*, until=None, timeout: float = 30.0) -> None:
     """Run procrastinate's worker in this process, as `manage.py procrastinate worker`
     would, until no job is ready, or (with `until`) until `until()` is true, running again

@@ -19,46 +19,13 @@ from psycopg import errors, sql
 from hosting.database import pg
 from hosting.database.roles import database_url as role_database_url
 from hosting.database.roles import password_matches
-from hosting.testing import database_url, run_python, subprocess_env
+from hosting.testing import PAGES_PROBE, database_url, run_python, subprocess_env
 
 RUN = uuid.uuid4().hex[:8]
 OWNER = f"test_roles_owner_{RUN}"
 APP = f"test_roles_app_{RUN}"
 OWNER_HEADING = "DATABASE_URL for migrate (owner):"
 APP_HEADING = "DATABASE_URL for web and worker (app):"
-
-# The app role's process: sign up a user, log in, and ask /readyz; printed as JSON with
-# the role the process connected as.
-SERVE_PAGES = """
-import json
-import django
-django.setup()
-from allauth.account.models import EmailAddress
-from django.db import connection
-from django.test import Client
-from accounts.models import User
-
-user = User.objects.create_user(email="roles@example.com", password="a-Long-passw0rd!")
-EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-client = Client()
-page = client.get("/accounts/login/")
-login = client.post(
-    "/accounts/login/", {"login": "roles@example.com", "password": "a-Long-passw0rd!"}
-)
-ready = client.get("/readyz")
-with connection.cursor() as cursor:
-    cursor.execute("SELECT current_user")
-    (role,) = cursor.fetchone()
-print(json.dumps({
-    "role": role,
-    "page": page.status_code,
-    "login": login.status_code,
-    "login_to": login.headers.get("Location"),
-    "dashboard": client.get("/dashboard/").status_code,
-    "readyz": ready.status_code,
-    "reason": ready.json().get("reason", ""),
-}))
-"""
 
 # The worker's side: defer a job and run the worker until the queue is empty.
 RUN_A_JOB = """
@@ -256,7 +223,7 @@ def test_the_owner_owns_the_schema_and_the_app_role_owns_nothing(admin_url, role
 
 
 def test_the_app_role_serves_pages(roles):
-    seen = as_json(python(roles["app_url"], "-c", SERVE_PAGES))
+    seen = as_json(python(roles["app_url"], "-c", PAGES_PROBE))
     assert seen["role"] == APP
     assert seen["page"] == 200
     assert (seen["login"], seen["login_to"]) == (302, "/dashboard/"), seen

@@ -5,35 +5,7 @@ import json
 
 import pytest
 
-from hosting.testing import run_python, subprocess_env
-
-# Run in a process of its own against the scratch database: the login (which writes the
-# rate limiter's rows to the database cache) and both probes, printed as JSON.
-PROBE = """
-import json
-import django
-django.setup()
-from allauth.account.models import EmailAddress
-from django.test import Client
-from accounts.models import User
-
-if not User.objects.filter(email="new@example.com").exists():
-    user = User.objects.create_user(email="new@example.com", password="a-Long-passw0rd!")
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-client = Client()
-login = client.post(
-    "/accounts/login/", {"login": "new@example.com", "password": "a-Long-passw0rd!"}
-)
-ready = client.get("/readyz")
-print(json.dumps({
-    "login": login.status_code,
-    "login_to": login.headers.get("Location"),
-    "dashboard": client.get("/dashboard/").status_code,
-    "readyz": ready.status_code,
-    "reason": ready.json().get("reason", ""),
-}))
-"""
-
+from hosting.testing import PAGES_PROBE, run_python, subprocess_env
 
 READY_ONLY = """
 import json
@@ -46,7 +18,7 @@ print(json.dumps({"readyz": ready.status_code, "reason": ready.json().get("reaso
 """
 
 
-def probe(env, script=PROBE) -> dict:
+def probe(env, script=PAGES_PROBE) -> dict:
     result = run_python("-c", script, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
