@@ -228,7 +228,8 @@ def recent_backups(connection, limit: int = BACKUPS_LIMIT) -> list[dict]:
             "trigger": run.get_trigger_display(),
             "file_name": run.file_name,
             "size_bytes": run.size_bytes,
-            "duration": run.duration,
+            # Seconds, to a tenth: "0.7 s" reads better than "0:00:00.744974".
+            "duration": f"{run.duration.total_seconds():.1f} s" if run.duration else None,
             "verified": run.verified,
             "error": run.error,
             "succeeded": run.succeeded,

@@ -269,6 +269,7 @@ def test_backup_runs_show_size_and_verification(client, staff):
         finished_at=now - datetime.timedelta(days=1) + datetime.timedelta(minutes=2),
         file_name="hosting-ok.dump",
         size_bytes=123_456_789,
+        duration=datetime.timedelta(seconds=74, microseconds=444_974),
         verified=True,
     )
     BackupRun.objects.create(
@@ -294,5 +295,6 @@ def test_backup_runs_show_size_and_verification(client, staff):
     assert "&lt;table&gt;" in rows[0]  # escaped in the page
     assert "hosting-ok.dump" in older
     assert "117.7\xa0MB" in older
+    assert "<td>74.4 s</td>" in older  # seconds, not "0:01:14.444974"
     assert '<td class="backup-verified">passed</td>' in older
     assert '<td class="backup-verified">not checked</td>' in oldest
