@@ -199,10 +199,17 @@ def test_a_renewal_a_declined_one_suspension_and_payment_as_the_customer_sees_th
         page.goto("/billing/")
         expect(page.get_by_role("cell", name="Basic renewal")).to_be_visible()
         screenshot(page, "billing-renewed")
+        # Asking to cancel changes nothing until it is confirmed.
+        page.get_by_role("link", name="Cancel at period end").click()
+        expect(page.get_by_role("heading", name="Cancel at the end of the period?")).to_be_visible()
+        screenshot(page, "billing-cancel-confirm")
+        page.get_by_role("link", name="Keep it as it is").click()
+        expect(page.get_by_test_id("subscription")).to_contain_text("Next renewal")
 
         page.goto(simulator_url)
         page.get_by_role("button", name="Make the next renewal fail").click()
         expect(page.get_by_test_id("next-renewal")).to_have_text("will be declined")
+        screenshot(page, "billing-simulator")
         page.get_by_role("button", name="End the period now").click()
 
         page.goto("/dashboard/")
