@@ -1,7 +1,10 @@
+from contextlib import nullcontext
+
 from django.conf import settings
 from django.db import transaction
 
 from accounts.models import AuditAction, AuditEvent, User
+from hosting import tenant
 
 # Keys that must never reach the audit trail, whatever a caller passes in metadata.
 SECRET_KEYS = {"password", "password1", "password2", "oldpassword", "token", "code", "secret"}
@@ -32,9 +35,15 @@ def audit_event_record(
 ) -> AuditEvent:
     """Append one event to the audit trail, inside the caller's transaction if any."""
     clean = {k: v for k, v in (metadata or {}).items() if k.lower() not in SECRET_KEYS}
-    with transaction.atomic():
+    actor = actor if actor is not None and actor.pk else None
+    # The audit trail is the system's record, written for anonymous visitors too (a
+    # failed login names the account it tried) and across a login, when the request's
+    # user changes: an event the request's scope could not write is written for the
+    # system. Customers read only their own.
+    owned = tenant.scope_sees(actor.pk if actor else None)
+    with nullcontext() if owned else tenant.system_scope(), transaction.atomic():
         return AuditEvent.objects.create(
-            actor=actor if actor is not None and actor.pk else None,
+            actor=actor,
             actor_email=(actor_email or (actor.email if actor else ""))[:254],
             action=action,
             target_type=target._meta.label_lower if target is not None else "",

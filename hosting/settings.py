@@ -53,6 +53,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Right after authentication, before anything reads a customer's rows.
+    "hosting.tenant.TenantScopeMiddleware",
     "accounts.middleware.AbsoluteSessionLifetimeMiddleware",
     "accounts.middleware.StaffRequireMFAMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -110,11 +112,22 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection reuse
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=3)
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+
+
+def _pool_connection_reset(conn):
+    # Imported when a connection first goes back, not while settings load (it needs them).
+    from hosting.tenant import connection_reset
+
+    connection_reset(conn)
+
+
 if DB_POOL_MAX_SIZE > 0:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=DB_CONNECT_TIMEOUT),
+        # Clears a returned connection's settings, the tenant scope above all.
+        "reset": _pool_connection_reset,
     }
 # With the pool: one empty round trip as a connection leaves it (psycopg's
 # check_connection), so a connection the server dropped (a restart, an outage) is
@@ -186,6 +199,9 @@ MFA_TOTP_ISSUER = "Hosting"
 # Accept the code of the neighbouring 30 s period too: phone clocks drift.
 MFA_TOTP_TOLERANCE = 1
 STAFF_REQUIRE_MFA = env.bool("STAFF_REQUIRE_MFA", default=True)
+# Row-level security's scope on every web request (hosting.tenant). Off only to measure
+# what it costs: with it off every request sees every customer's rows.
+TENANT_ISOLATION = env.bool("TENANT_ISOLATION", default=True)
 
 # Sessions in the database with an absolute lifetime (not extended by activity).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

@@ -11,12 +11,24 @@ from django.db import connection
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def database_url(name: str | None = None) -> str:
+def _local_superuser() -> str | None:
+    """The local cluster's superuser when the tests run on it: the app's own role is none,
+    so that row-level security binds it (hosting/database/localdb.py)."""
+    from hosting.database import localdb
+
+    return (
+        localdb.SUPERUSER if connection.settings_dict["HOST"] == str(localdb.data_dir()) else None
+    )
+
+
+def database_url(name: str | None = None, *, superuser: bool = False) -> str:
     """A DATABASE_URL for database `name` (default: the one the current test uses) on the
-    server, and as the user, of the test database, with its sslmode."""
+    server, and as the user, of the test database, with its sslmode. `superuser`: as the
+    local cluster's superuser; elsewhere the test database's user, who must then be one."""
     db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
+    user = (superuser and _local_superuser()) or db["USER"]
+    auth = quote(user or "", safe="")
+    if db["PASSWORD"] and user == db["USER"]:
         auth += ":" + quote(db["PASSWORD"], safe="")
     name = name or db["NAME"]
     host = db["HOST"] or ""
@@ -27,6 +39,25 @@ def database_url(name: str | None = None) -> str:
     sslmode = (db["OPTIONS"] or {}).get("sslmode")
     query = f"?sslmode={sslmode}" if sslmode else ""
     return f"postgresql://{auth}@{host}{port}/{name}{query}"
+
+
+def superuser_conninfo(name: str | None = None) -> str:
+    """A libpq connection string for database `name` (default: the test's) as a
+    superuser, like `database_url(superuser=True)`."""
+    from psycopg.conninfo import make_conninfo
+
+    db = connection.settings_dict
+    params = {
+        "host": db["HOST"],
+        "port": db["PORT"],
+        "dbname": name or db["NAME"],
+        "user": db["USER"],
+        "password": db["PASSWORD"],
+        "sslmode": (db["OPTIONS"] or {}).get("sslmode"),
+    }
+    if superuser := _local_superuser():
+        params.update(user=superuser, password="")
+    return make_conninfo(**{key: str(value) for key, value in params.items() if value})
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from accounts.tests.factories import UserFactory
 from billing.models import Payment, PaymentKind, Subscription
 from billing.tests.factories import PaymentFactory, plan
 from billing.tests.stripe_fakes import form, stripe_object
+from hosting import tenant
 from servers.models import Server
 from servers.tests.factories import ServerFactory
 
@@ -33,7 +34,8 @@ STRIPE_PERIOD_END = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 # session, user, the subscription with its plan and server, the payments with their plans
 # and servers: whatever the number of payments, and with or without the past-due banner.
-BILLING_PAGE_QUERIES = 4
+# (and the tenant scope set and cleared)
+BILLING_PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
 
 BANNER = '<div class="banner-overdue" role="alert">'
 SITE_PROCESSOR = "hosting.context_processors.site"

@@ -21,6 +21,7 @@ from billing.models import Payment, Plan, StripeEvent
 from billing.tests.factories import PaymentFactory, plan
 from billing.tests.flow import WEBHOOK, deliver
 from billing.tests.stripe_fakes import form, signed, stripe_object
+from hosting import tenant
 from servers.models import Server
 from servers.tests.factories import ServerFactory
 
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.django_db
 SESSIONS = "/v1/checkout/sessions"
 
 # session, user, the subscription with plan and server, the payments with plans and servers.
-PAYMENTS_PAGE_QUERIES = 4
+# (and the tenant scope set and cleared)
+PAYMENTS_PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
 
 
 @pytest.fixture

@@ -4,6 +4,11 @@ Used by `make run` and `make test` when DATABASE_URL is unset: the cluster is cr
 first use, listens only on a Unix socket (no TCP port to collide with), and runs as the
 `postgres` user when we are root, because PostgreSQL refuses to run as root.
 
+The app connects as `hosting`, a role that owns its databases and may create more (the
+tests' databases) but is no superuser: a superuser would bypass row-level security
+(hosting.tenant), so the app's tenant isolation holds here exactly as in production.
+Administration (creating the role and databases) is done as the superuser `postgres`.
+
     python -m hosting.database.localdb start|stop|status|url
 
 Only the standard library is used, so this runs before Django is configured.
@@ -23,7 +28,8 @@ from hosting.database import programs
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 DB_NAME = "hosting"
-DB_USER = "postgres"
+DB_USER = "hosting"  # the app's role: LOGIN CREATEDB, nothing more
+SUPERUSER = "postgres"
 # A Unix socket path must fit in 107 bytes; leave room for "/.s.PGSQL.5432".
 MAX_SOCKET_DIR = 90
 
@@ -97,12 +103,13 @@ class Cluster:
         self.directory = directory
         self.data = directory / "data"
 
-    def url(self, name: str = DB_NAME) -> str:
-        return f"postgresql://{DB_USER}@/{self.data}/{name}"
+    def url(self, name: str = DB_NAME, *, user: str = DB_USER) -> str:
+        return f"postgresql://{user}@/{self.data}/{name}"
 
     def psql(self, sql: str) -> str:
+        """Run `sql` as the superuser, in the `postgres` database."""
         result = subprocess.run(
-            [programs.find("psql") or "psql", "-h", str(self.data), "-U", DB_USER]
+            [programs.find("psql") or "psql", "-h", str(self.data), "-U", SUPERUSER]
             + ["-d", "postgres", "-tAc", sql],
             check=True,
             capture_output=True,
@@ -122,7 +129,7 @@ class Cluster:
                 "-D",
                 str(self.data),
                 "-U",
-                DB_USER,
+                SUPERUSER,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
@@ -161,9 +168,29 @@ class Cluster:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        exists = f"SELECT 1 FROM pg_database WHERE datname = '{database}'"  # noqa: S608
-        if self.psql(exists) != "1":
-            self.psql(f'CREATE DATABASE "{database}"')
+        self.app_role_ensure()
+        owner = f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'"  # noqa: S608
+        current = self.psql(owner)
+        if current and current != DB_USER:
+            # Made before the app had its own role: kept under another name, not migrated.
+            kept = f"{database}_before_app_role"
+            self.psql(f'ALTER DATABASE "{database}" RENAME TO "{kept}"')
+            print(f"The old local database {database} is kept as {kept}; making a new one.")
+            current = ""
+        if not current:
+            self.psql(f'CREATE DATABASE "{database}" OWNER "{DB_USER}"')
+
+    def app_role_ensure(self) -> None:
+        """The app's role, and the tests' databases a `postgres` connection made before it
+        existed handed to it (so the tests can drop and make them again)."""
+        if self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{DB_USER}'") != "1":  # noqa: S608
+            self.psql(f'CREATE ROLE "{DB_USER}" LOGIN CREATEDB')
+        stale = self.psql(
+            "SELECT string_agg(quote_ident(datname), ' ') FROM pg_database "  # noqa: S608
+            f"WHERE datname LIKE 'test\\_%' AND pg_get_userbyid(datdba) <> '{DB_USER}'"
+        )
+        for name in stale.split():
+            self.psql(f'ALTER DATABASE {name} OWNER TO "{DB_USER}"')
 
     def stop(self) -> bool:
         """Stop it (fast: sessions are disconnected); False when it was not running."""

@@ -238,6 +238,18 @@ def recent_backups(connection, limit: int = BACKUPS_LIMIT) -> list[dict]:
     ]
 
 
+def row_level_security(connection) -> dict:
+    """Each tenant table's row-level security (hosting/database/rls.py), and whether the
+    role the app connects as is bound by it."""
+    from hosting.database.rls import EXEMPT, role_bypasses, table_states
+
+    return {
+        "tables": table_states(connection),
+        "exempt": EXEMPT,
+        "bypass": role_bypasses(connection),
+    }
+
+
 def reason(exc: BaseException) -> str:
     """The first line of a database error (libpq adds LINE/HINT lines), or its type."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -266,4 +278,5 @@ def database_overview(connection) -> dict[str, Section]:
         "pool": Section(data=pool_stats(connection)),
         "statements": section(connection, slow_statements),
         "backups": section(connection, recent_backups),
+        "rls": section(connection, row_level_security),
     }

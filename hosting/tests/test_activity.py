@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.tests.factories import StaffFactory, UserFactory
 from billing.models import Payment
 from billing.tests.factories import PaymentFactory
-from hosting import activity
+from hosting import activity, tenant
 from hosting.tests.markup import Page, assert_csp_clean, page_text, unresolved_links
 from servers.models import ServerEvent, ServerEventKind
 from servers.tests.factories import DeploymentFactory, ServerFactory
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.django_db
 
 URL = "/activity/"
 # Logged in: the session, the user, then the one UNION ALL query for the page's rows.
-ACTIVITY_QUERIES = 3
+# (and the tenant scope set and cleared)
+ACTIVITY_QUERIES = 3 + tenant.SCOPE_QUERIES
 
 
 @pytest.fixture

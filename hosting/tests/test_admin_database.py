@@ -15,8 +15,10 @@ from django.utils import timezone
 
 from accounts.models import AuditAction, AuditEvent
 from accounts.tests.factories import StaffFactory, UserFactory
+from hosting import tenant
 from hosting.database import stats
 from hosting.models import BackupRun
+from hosting.testing import superuser_conninfo
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +34,12 @@ HEADINGS = [
     "Lock waits",
     "Slowest statements",
     "Last backups",
+    "Row-level security",
 ]
-# Session + user, the audit row (in its savepoint), then each of the nine database
-# sections in its savepoint (pg_stat_statements absent: one query for that section).
-QUERIES = 2 + 3 + 9 * 3
+# Session + user, the tenant scope set and cleared, the audit row (in its savepoint),
+# then each of the ten database sections in its savepoint (pg_stat_statements absent:
+# one query for that section; row-level security: its tables and the role, two).
+QUERIES = 2 + tenant.SCOPE_QUERIES + 3 + 10 * 3 + 1
 
 
 def page_text(response) -> str:
@@ -66,6 +70,27 @@ def test_superuser_sees_every_section_with_real_values(client, staff):
     assert re.search(r"<strong>\d+(\.\d+)?%</strong> of block reads", body)
     # This test's own connection is in pg_stat_activity.
     assert re.search(r"<td>active</td>", body)
+
+
+def test_each_tenant_tables_row_level_security_is_shown(client, staff):
+    body = page_text(client.get(URL))
+    section = body.split('id="row-level-security"')[1]
+    assert "Enforced: the app's role is bound by every policy below." in section
+    rows = re.findall(r'<tr class="rls-table">(.*?)</tr>', section, re.S)
+    assert len(rows) == 15
+    assert all("protected" in row for row in rows)
+    assert (
+        "servers_deploymentlogline" in section and "deployment_id → servers_deployment" in section
+    )
+    assert section.count('<tr class="rls-exempt">') == 3
+
+    with connection.cursor() as cursor:  # undone with the test's transaction
+        cursor.execute("ALTER TABLE servers_domain NO FORCE ROW LEVEL SECURITY")
+    section = page_text(client.get(URL)).split('id="row-level-security"')[1]
+    domain_row = re.search(
+        r'<tr class="rls-table">\s*<td>servers_domain</td>(.*?)</tr>', section, re.S
+    )
+    assert "not forced" in domain_row.group(1)
 
 
 def test_tables_are_listed_biggest_first_and_unused_indexes_flagged():
@@ -121,17 +146,28 @@ def test_without_pg_stat_statements_the_page_says_how_to_enable_it(client, staff
     assert "CREATE EXTENSION pg_stat_statements;" in note
 
 
-def test_pg_stat_statements_created_but_not_preloaded_is_not_available(client, staff):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'")
-        if cursor.fetchone() is None:
+@pytest.fixture
+def pg_stat_statements_created():
+    """The extension made (by a superuser: it is not a trusted one) in the test database,
+    committed so the page sees it, and dropped afterwards."""
+    with psycopg.connect(superuser_conninfo(), autocommit=True) as admin:
+        available = admin.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'"
+        ).fetchone()
+        if available is None:
             pytest.skip("PostgreSQL's contrib extensions are not installed")
-        cursor.execute("SHOW shared_preload_libraries")
-        if "pg_stat_statements" in cursor.fetchone()[0]:
+        if "pg_stat_statements" in admin.execute("SHOW shared_preload_libraries").fetchone()[0]:
             pytest.skip("this server preloads pg_stat_statements")
-        # Rolled back with the test's transaction.
-        cursor.execute("CREATE EXTENSION pg_stat_statements")
+        admin.execute("CREATE EXTENSION pg_stat_statements")
+        try:
+            yield
+        finally:
+            admin.execute("DROP EXTENSION pg_stat_statements")
 
+
+def test_pg_stat_statements_created_but_not_preloaded_is_not_available(
+    client, staff, pg_stat_statements_created
+):
     response = client.get(URL)
 
     assert response.status_code == 200

@@ -465,7 +465,13 @@ def test_restore_that_fails_part_way_changes_nothing(tmp_path, scratch_databases
         source.close()
     broken = tmp_path / "broken.dump"
     pg.run(
-        [pg.pg_binary("pg_dump"), "--format=custom", "--no-owner", f"--file={broken}"],
+        [
+            pg.pg_binary("pg_dump"),
+            "--format=custom",
+            "--no-owner",
+            "--enable-row-security",
+            f"--file={broken}",
+        ],
         libpq=pg.libpq_env_for(environ.Env.db_url_config(source_url)),
         failure="pg_dump of the source failed",
     )

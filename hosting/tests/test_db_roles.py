@@ -122,11 +122,11 @@ def admin_url():
     superuser the tests run as; dropped afterwards. (conftest's `scratch_databases` is
     per test, and migrating a database takes seconds.)"""
     name = f"test_db_roles_{RUN}"
-    server = database_url("postgres")
+    server = database_url("postgres", superuser=True)
     with connect(server) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        url = database_url(name)
+        url = database_url(name, superuser=True)
         migrated = python(url, "manage.py", "migrate", "--noinput")
         assert migrated.returncode == 0, migrated.stderr
         yield url

@@ -15,15 +15,16 @@ from django.test import Client
 from accounts.tests.factories import StaffFactory, UserFactory
 from billing.models import Plan
 from hosting import settings as production_settings
-from hosting import views
+from hosting import tenant, views
 from hosting.templatetags.money import cents
 from hosting.tests.markup import Page, assert_csp_clean, page_text, unresolved_links
 from servers.tests.factories import DeploymentFactory, ServerFactory
 
 SEEDED_SLUGS = ["basic", "pro", "premium"]
 
-# An anonymous visitor costs one query: the plans. No session cookie, so no session row.
-LANDING_QUERIES = 1
+# An anonymous visitor costs one query, the plans (no session cookie, so no session row),
+# and the tenant scope set and cleared.
+LANDING_QUERIES = 1 + tenant.SCOPE_QUERIES
 
 
 def seeded_plans():

@@ -13,7 +13,7 @@ django.setup()
 db = settings.DATABASES["default"]
 keys = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS", "CONN_HEALTH_CHECKS")
 print(json.dumps({"db": {k: db.get(k) for k in keys}, "debug": settings.DEBUG,
-    "hsts": settings.SECURE_HSTS_SECONDS}))
+    "hsts": settings.SECURE_HSTS_SECONDS}, default=lambda value: value.__qualname__))
 """
 
 

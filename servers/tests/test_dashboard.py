@@ -5,13 +5,15 @@ and a fixed number of queries."""
 import pytest
 
 from accounts.tests.factories import UserFactory
+from hosting import tenant
 from hosting.tests.markup import Page, assert_csp_clean, page_text, unresolved_links
 from servers.tests.factories import DeploymentFactory, DomainFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
 
 # Logged in: session, user, then the dashboard selector's server, deployments, domains.
-DASHBOARD_QUERIES = 5
+# (and the tenant scope set and cleared)
+DASHBOARD_QUERIES = 5 + tenant.SCOPE_QUERIES
 
 
 def test_dashboard_requires_login(client):

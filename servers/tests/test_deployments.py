@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from hosting import tenant
 from hosting.jobs import defer
 from hosting.testing import run_jobs
 from servers import deployments
@@ -423,4 +424,5 @@ def test_pages_cost_a_fixed_number_of_queries(client, path, queries):
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url)
     assert response.status_code == 200
-    assert len(captured) == queries, [q["sql"][:120] for q in captured]
+    # (and the tenant scope set and cleared)
+    assert len(captured) == queries + tenant.SCOPE_QUERIES, [q["sql"][:120] for q in captured]

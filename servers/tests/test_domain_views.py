@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from hosting import tenant
 from hosting.tests.markup import Page, assert_csp_clean, page_text, unresolved_links
 from servers import domains as domain_services
 from servers.models import Domain
@@ -318,7 +319,8 @@ def test_pages_cost_a_fixed_number_of_queries(customer, server, count, path, que
         response = customer.get(url)
 
     assert response.status_code == 200
-    assert len(captured) == queries, [q["sql"][:120] for q in captured]
+    # (and the tenant scope set and cleared)
+    assert len(captured) == queries + tenant.SCOPE_QUERIES, [q["sql"][:120] for q in captured]
     if path != "domains/{uuid}/remove/":
         assert page_text(response).count('data-testid="domain"') == count
 

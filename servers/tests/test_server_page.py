@@ -15,6 +15,7 @@ from procrastinate.contrib.django.models import ProcrastinateJob
 from accounts.models import AuditEvent
 from accounts.tests.factories import PASSWORD, UserFactory
 from accounts.tests.helpers import verified_user
+from hosting import tenant
 from hosting.testing import PROJECT_DIR, run_jobs
 from hosting.tests.markup import Page
 from servers.actions import server_action_complete, server_action_request
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.django_db
 
 # session, user, the server (with its plan, payment and the kind of its open action), its
 # events: whatever the number of events, and with or without an action in progress.
-PAGE_QUERIES = 4
+# (and the tenant scope set and cleared)
+PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
 SUFFIXES = ["", "status/", "power/", "password/", "password/reset/"]
 
 

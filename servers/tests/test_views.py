@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.tests.factories import UserFactory
 from billing.models import Payment
 from billing.tests.factories import PaymentFactory
+from hosting import tenant
 from servers.models import Server, ServerEvent, ServerEventKind
 from servers.tests.factories import ServerFactory
 
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "s3cret-root-password"  # ServerFactory's
 # session, user, the server with its plan and payment, its events.
-PAGE_QUERIES = 4
+# (and the tenant scope set and cleared)
+PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
 
 
 @pytest.fixture
