@@ -9,7 +9,7 @@ class HostingConfig(AppConfig):
     def ready(self):
         from django.core.checks import Tags, register
 
-        from hosting import migration_safety
+        from hosting import migration_safety, tenant  # noqa: F401 (tenant: its receivers)
         from hosting.database.check import connection_budget_check
 
         # A database check: `check --database default` and `migrate` run it.

@@ -484,3 +484,14 @@ def test_the_pool_clears_a_connection_it_takes_back(alice, bob, pool_of_one):
             "current_setting('TimeZone'), count(*) FROM servers_server"
         )
         assert cursor.fetchone() == (pid, "", "UTC", 2)
+
+
+@pytest.mark.urls("hosting.tests.urls_tenant")
+def test_the_scope_follows_a_login_and_a_logout_mid_request(client, alice, bob):
+    """allauth signs a customer in (or out) half-way through a request: what that request
+    reads afterwards is the new user's (or nobody's)."""
+    signed_in = client.get("/login-then-seen/", {"email": "alice@example.com"}).json()
+    assert signed_in["servers"] == ["alice-web"]
+    assert signed_in["user_id"] == str(alice["user"].pk)
+    signed_out = client.get("/logout-then-seen/").json()
+    assert signed_out["servers"] == [] and signed_out["user_id"] == ""

@@ -1,10 +1,12 @@
 """A test-only urlconf: a page that tells what the database lets its request see, and one
 that fails half-way, behind the site's own middleware."""
 
+from django.contrib.auth import login, logout
 from django.db import connection
 from django.http import JsonResponse
 from django.urls import path
 
+from accounts.models import User
 from hosting import urls as site_urls
 
 
@@ -30,7 +32,25 @@ def fails(request):
     raise RuntimeError("half-way")
 
 
-urlpatterns = [path("seen/", seen), path("fails/", fails), *site_urls.urlpatterns]
+def login_then_seen(request):
+    """Signs in the user ?email= names mid-request, as allauth's login view does."""
+    user = User.objects.get(email=request.GET["email"])
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return JsonResponse(_seen())
+
+
+def logout_then_seen(request):
+    logout(request)
+    return JsonResponse(_seen())
+
+
+urlpatterns = [
+    path("seen/", seen),
+    path("fails/", fails),
+    path("login-then-seen/", login_then_seen),
+    path("logout-then-seen/", logout_then_seen),
+    *site_urls.urlpatterns,
+]
 
 handler404 = site_urls.handler404
 handler500 = site_urls.handler500

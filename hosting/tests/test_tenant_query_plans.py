@@ -1,9 +1,7 @@
-"""What row-level security costs the two busiest customer pages, measured side by side in
-one run on seeded data: the same requests with the scope set (TENANT_ISOLATION on) and
-unset (off), alternating, and the query plans it leaves the (user_id, ...) indexes."""
-
-import statistics
-import time
+"""Row-level security leaves the customer pages' query plans on the (user_id, ...)
+indexes. (What it costs in throughput is measured under load, with gunicorn, by
+`python -m bench.tenant_isolation`: a throughput threshold on a shared CI machine would
+be noise.)"""
 
 import pytest
 from django.db import connection
@@ -19,13 +17,6 @@ pytestmark = pytest.mark.django_db
 
 CUSTOMERS = 40
 DEPLOYMENTS = 20
-ROUNDS = 24
-REQUESTS_PER_ROUND = 10
-# In-process and one request at a time, the scope's two round trips are pure latency
-# (under load, another worker uses the CPU while one waits): below this share of its
-# requests per second without the scope, single-threaded, a page fails. The throughput
-# under load (>= 95%) is measured with gunicorn by bench/tenant_isolation.py.
-THRESHOLD = 0.90
 
 
 @pytest.fixture
@@ -49,39 +40,6 @@ def customers():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return servers
-
-
-def _seconds_per_request(client, url) -> float:
-    started = time.perf_counter()
-    for _ in range(REQUESTS_PER_ROUND):
-        response = client.get(url)
-    assert response.status_code == 200
-    return (time.perf_counter() - started) / REQUESTS_PER_ROUND
-
-
-@pytest.mark.parametrize("page", ["dashboard", "server page"])
-def test_the_scope_costs_a_page_little(settings, customers, page):
-    server = customers[CUSTOMERS // 2]
-    url = "/dashboard/" if page == "dashboard" else f"/servers/{server.uuid}/"
-    client = Client()
-    client.force_login(server.user)
-    client.get(url)  # warm up templates, URL resolution and the plans' caches
-    timings = {True: [], False: []}
-    for _ in range(ROUNDS):
-        for isolation in (True, False):  # alternating, so drift hits both alike
-            settings.TENANT_ISOLATION = isolation
-            timings[isolation].append(_seconds_per_request(client, url))
-    # The fastest third of each side's rounds: what the page costs when nothing else on
-    # the machine gets in the way (a CI neighbour slows a round, never speeds it up).
-    with_scope, without = (
-        statistics.mean(sorted(timings[side])[: ROUNDS // 3]) for side in (True, False)
-    )
-    share = without / with_scope  # throughput with / throughput without
-    print(
-        f"{page}: {1 / without:.0f} req/s without the scope, {1 / with_scope:.0f} with "
-        f"({share:.1%}); {with_scope * 1000:.2f} ms vs {without * 1000:.2f} ms"
-    )
-    assert share >= THRESHOLD
 
 
 def _plans(queries) -> list[str]:
