@@ -11,7 +11,7 @@ from django.db import connection
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-def _local_superuser() -> str | None:
+def local_superuser() -> str | None:
     """The local cluster's superuser when the tests run on it: the app's own role is none,
     so that row-level security binds it (hosting/database/localdb.py)."""
     from hosting.database import localdb
@@ -26,7 +26,7 @@ def database_url(name: str | None = None, *, superuser: bool = False) -> str:
     server, and as the user, of the test database, with its sslmode. `superuser`: as the
     local cluster's superuser; elsewhere the test database's user, who must then be one."""
     db = connection.settings_dict
-    user = (superuser and _local_superuser()) or db["USER"]
+    user = (superuser and local_superuser()) or db["USER"]
     auth = quote(user or "", safe="")
     if db["PASSWORD"] and user == db["USER"]:
         auth += ":" + quote(db["PASSWORD"], safe="")
@@ -55,7 +55,7 @@ def superuser_conninfo(name: str | None = None) -> str:
         "password": db["PASSWORD"],
         "sslmode": (db["OPTIONS"] or {}).get("sslmode"),
     }
-    if superuser := _local_superuser():
+    if superuser := local_superuser():
         params.update(user=superuser, password="")
     return make_conninfo(**{key: str(value) for key, value in params.items() if value})
 

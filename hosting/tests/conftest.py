@@ -7,21 +7,22 @@ import pytest
 from django.db import connection
 
 from hosting.database import pg
-from hosting.testing import database_url
+from hosting.testing import database_url, local_superuser
 
 
 @pytest.fixture
 def scratch_databases():
     """Makes empty databases next to the test database (returning their URLs), dropped
-    afterwards."""
+    afterwards (by the local cluster's superuser, who may end any session still in one)."""
     env = pg.subprocess_env(pg.libpq_env())
+    admin_env = {**env, "PGUSER": local_superuser() or env.get("PGUSER", "")}
     made = []
 
-    def psql(statement):
+    def psql(statement, *, as_admin=False):
         subprocess.run(
             [pg.pg_binary("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres"],
             input=statement,
-            env=env,
+            env=admin_env if as_admin else env,
             check=True,
             capture_output=True,
             text=True,
@@ -37,7 +38,7 @@ def scratch_databases():
         yield make
     finally:
         for name in made:
-            psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', as_admin=True)
 
 
 @pytest.fixture
