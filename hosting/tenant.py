@@ -8,8 +8,10 @@ created by `rls_enable_sql`: a row is visible and writable when the connection's
 
 - `TenantScopeMiddleware` sets the scope of every web request right after
   authentication: `customer` with the user's id (none for an anonymous visitor, who so
-  sees no tenant row), or `staff` for staff in the admin. It clears it when the request
-  ends; the pool's `connection_reset` clears it again when the connection goes back.
+  sees no tenant row), or `staff` for staff in the admin. As the request ends the
+  process forgets it (the middleware's `finally`) and the connection loses it: the
+  pool's `connection_reset` (RESET ALL) as Django hands the connection back, or, for a
+  connection that outlives the request, `_scope_cleared_as_the_request_finishes`.
 - Jobs, management commands and migrations set nothing: they act for the system and
   see every row.
 - Code that acts for the system inside a request says so with `system_scope()`.
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.core.signals import request_finished
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
@@ -173,13 +176,41 @@ class TenantScopeMiddleware:
         try:
             return self.get_response(request)
         finally:
-            try:
-                scope_apply(None)
-            except DatabaseError:
-                # The connection is broken (the database went away mid-request): the
-                # pool's reset fails on it too and throws it away; the answer stands.
-                connections[DEFAULT_DB_ALIAS].tenant_scope = None
-                logger.warning("Could not clear the tenant scope", exc_info=True)
+            # Nothing in this process acts for the request's user any more. The
+            # connection's own settings are cleared as the request finishes, below.
+            connection = connections[DEFAULT_DB_ALIAS]
+            connection.tenant_scope = None
+            connection.tenant_clear_due = True
+
+
+@receiver(request_finished)
+def _scope_cleared_as_the_request_finishes(sender, **kwargs):
+    """The request's settings leave the connection as the request finishes. A pooled
+    connection with CONN_MAX_AGE=0 is handed back here, as Django's own
+    close_old_connections would next (whichever of the two runs first): the pool's reset
+    clears it (RESET ALL), so this costs no round trip. A connection that outlives the
+    request (in a transaction, as in a test, or kept by CONN_MAX_AGE > 0) is cleared."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if not getattr(connection, "tenant_clear_due", False):
+        return
+    connection.tenant_clear_due = False
+    if connection.connection is None:
+        return  # closed: gone back to the pool (reset) or ended with its settings
+    handed_back = (
+        connection.pool is not None
+        and connection.settings_dict["CONN_MAX_AGE"] == 0
+        and not connection.in_atomic_block
+        and connection.get_autocommit()
+    )
+    try:
+        if handed_back:
+            connection.close()
+        else:
+            scope_apply(None)
+    except DatabaseError:
+        # A broken connection (the database went away): the answer stands, and the
+        # pool's reset fails on it too and throws it away.
+        logger.warning("Could not clear the tenant scope", exc_info=True)
 
 
 @receiver(user_logged_in)

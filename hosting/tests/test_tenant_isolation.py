@@ -1,6 +1,7 @@
 """Row-level security as a backstop behind every customer query (hosting/tenant.py): the
 database itself refuses another customer's rows, whatever a view or selector forgets."""
 
+import json
 import uuid
 
 import pytest
@@ -459,7 +460,7 @@ def test_a_request_that_fails_half_way_leaves_no_scope_behind(alice, pool_of_one
     connection.close()
 
     assert client.get("/fails/").status_code == 500
-    # The same connection, before it goes back to the pool: the middleware cleared it.
+    # The connection the request used (the only one), with nothing of the request left.
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('app.scope', true), count(*) FROM servers_server")
         assert cursor.fetchone() == ("", 1)
@@ -495,3 +496,31 @@ def test_the_scope_follows_a_login_and_a_logout_mid_request(client, alice, bob):
     assert signed_in["user_id"] == str(alice["user"].pk)
     signed_out = client.get("/logout-then-seen/").json()
     assert signed_out["servers"] == [] and signed_out["user_id"] == ""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("hosting.tests.urls_tenant")
+def test_served_as_a_real_server_does_the_pool_alone_clears_the_connection(alice, pool_of_one):
+    """Through Django's own WSGI handler, as gunicorn calls it: the request finishes, Django
+    hands the connection back (CONN_MAX_AGE=0) and the pool's reset clears it, so the
+    scope costs the request one round trip, not two."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.client import RequestFactory
+
+    client = Client()
+    client.force_login(alice["user"])
+    cookie = client.cookies["sessionid"].value
+    connection.close()
+    environ = RequestFactory().get("/seen/", HTTP_COOKIE=f"sessionid={cookie}").environ
+    with CaptureQueriesContext(connection) as queries:
+        response = WSGIHandler()(environ, lambda status, headers: None)
+        seen = json.loads(b"".join(response))
+        response.close()  # what the server does last: request_finished
+    scope_queries = [q["sql"] for q in queries if "set_config" in q["sql"]]
+    assert len(scope_queries) == 1 and "'customer'" in scope_queries[0]
+    assert seen["servers"] == ["alice-web"]
+    assert connection.connection is None  # handed back to the pool
+
+    with connection.cursor() as cursor:  # the same server connection, taken again
+        cursor.execute("SELECT pg_backend_pid(), current_setting('app.scope', true)")
+        assert cursor.fetchone() == (seen["pid"], "")
