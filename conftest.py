@@ -19,18 +19,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _pool_closed_before_the_test_database_is_dropped(django_db_setup):
-    """The connection pool keeps its connections open after the last test; closed here
-    (before pytest-django drops the test database), or the drop finds them still in it."""
-    yield
-    from django.db import connections
-
-    for connection in connections.all():
-        connection.close()
-        connection.close_pool()
-
-
 @pytest.fixture(autouse=True)
 def _test_server_settings(settings):
     """Tests render templates without running collectstatic first, so they use the plain
