@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format stop db browser install install-dev backup
+.PHONY: run test lint format stop db browser install install-dev backup bench drills
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ run: db
 
 test: $(VENV)/.installed-dev db browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Speed at scale and the failure drills (README "Performance and reliability"); each
+# uses a database of its own on the local cluster and writes bench/results/.
+bench: $(VENV)/.installed-dev db
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+drills: $(VENV)/.installed-dev db browser
+	$(PY) -m bench.drills $(DRILLS_ARGS)
 
 # The shell scripts the project ships: the deploy script runs on customers' servers.
 SHELL_SCRIPTS := $(wildcard servers/runners/*.sh) .ci/run

@@ -78,7 +78,9 @@ def process_end(process: subprocess.Popen, *, timeout: float = 5.0) -> int | Non
         return process.wait()
 
 
-def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_python(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run this project's Python (`manage.py ...` or `-c code`) in a separate process, from
     the project directory, with `env` as its whole environment; output is captured."""
     return subprocess.run(
@@ -87,7 +89,7 @@ def run_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 
