@@ -14,115 +14,19 @@ when a page keeps less than 95% of its throughput.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-import httpx
+from bench.harness import bench_database_url, django_json, gunicorn, load, manage, wait_until_up
 
-PROJECT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 TARGET = 0.95
 PORTS = {True: 8771, False: 8772}  # TENANT_ISOLATION -> port
 
-
-def bench_database_url() -> str:
-    url = os.environ.get("BENCH_DATABASE_URL")
-    if url:
-        return url
-    sys.path.insert(0, str(PROJECT))
-    from hosting.database import localdb
-
-    localdb.local_cluster().start("hosting_bench")
-    return localdb.local_cluster().url("hosting_bench")
-
-
-def environment(url: str, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SETTINGS_MODULE": "hosting.settings",
-        **extra,
-    }
-
-
-def manage(url: str, *args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=PROJECT, env=environment(url), check=True)
-
-
 SEED = """
-import json, sys, django
-django.setup()
+import json, sys
 from bench.seed_tenants import customers_seed
 print(json.dumps(customers_seed(int(sys.argv[1]), int(sys.argv[2]))))
 """
-
-
-def seed(url: str, customers: int, sessions: int) -> list[dict]:
-    """The customers (made once) and `sessions` logged-in sessions of different ones."""
-    result = subprocess.run(
-        [PYTHON, "-c", SEED, str(customers), str(sessions)],
-        cwd=PROJECT,
-        env=environment(url),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    import json
-
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def gunicorn(url: str, isolation: bool) -> subprocess.Popen:
-    return subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "-c", "python:hosting.gunicorn_conf", "hosting.wsgi"]
-        + ["--bind", f"127.0.0.1:{PORTS[isolation]}", "--access-logfile", "/dev/null"],
-        cwd=PROJECT,
-        env=environment(url, TENANT_ISOLATION="on" if isolation else "off"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_until_up(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn on port {port} did not answer /healthz")
-
-
-async def load(port: int, sessions: list[dict], path_of, seconds: float) -> tuple[int, int]:
-    """Each session requests its page over and over for `seconds`: (answered, failed)."""
-    answered = failed = 0
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=len(sessions))
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-
-        async def one(session):
-            nonlocal answered, failed
-            cookies = {"sessionid": session["cookie"]}
-            path = path_of(session)
-            while time.monotonic() < deadline:
-                response = await client.get(path, cookies=cookies)
-                if response.status_code == 200:
-                    answered += 1
-                else:
-                    failed += 1
-
-        await asyncio.gather(*(one(session) for session in sessions))
-    return answered, failed
 
 
 PAGES = {
@@ -142,8 +46,11 @@ def main() -> int:
     url = bench_database_url()
     manage(url, "migrate", "--noinput", "-v0")
     manage(url, "collectstatic", "--noinput", "-v0")
-    sessions = seed(url, options.customers, options.sessions)
-    servers = {isolation: gunicorn(url, isolation) for isolation in PORTS}
+    sessions = django_json(url, SEED, str(options.customers), str(options.sessions))
+    servers = {
+        isolation: gunicorn(url, port, TENANT_ISOLATION="on" if isolation else "off")
+        for isolation, port in PORTS.items()
+    }
     failures = []
     try:
         for port in PORTS.values():
@@ -153,15 +60,15 @@ def main() -> int:
             f"{options.rounds} x {options.seconds:g} s per side, alternating"
         )
         for page, path_of in PAGES.items():
-            asyncio.run(load(PORTS[True], sessions, path_of, 1.0))  # warm both up
-            asyncio.run(load(PORTS[False], sessions, path_of, 1.0))
+            load(PORTS[True], sessions, path_of, 1.0)  # warm both up
+            load(PORTS[False], sessions, path_of, 1.0)
             rates = {True: [], False: []}
             errors = 0
             for _ in range(options.rounds):
                 for isolation, port in PORTS.items():
-                    answered, failed = asyncio.run(load(port, sessions, path_of, options.seconds))
-                    rates[isolation].append(answered / options.seconds)
-                    errors += failed
+                    window = load(port, sessions, path_of, options.seconds)
+                    rates[isolation].append(window.rate)
+                    errors += window.failed
             # Each round's two windows are neighbours in time: their ratio is free of the
             # machine's drift, and the median of the rounds' ratios of a noisy window.
             shares = sorted(a / b for a, b in zip(rates[True], rates[False], strict=True))

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 
+from billing.models import Plan
+from hosting.db import instances, json_document
 from servers.actions import PROGRESS_LABELS
 from servers.models import (
     ENDED_SERVER_STATUSES,
@@ -13,24 +15,61 @@ from servers.models import (
     ServerEvent,
 )
 
+# The dashboard in one query: the customer's live server (the newest, as the model's
+# ordering has it) with its plan's name, its five latest deployments and its domains, and
+# the newest server of any state for the empty dashboard. Only the columns shown.
+DASHBOARD_SQL = """
+WITH live AS (
+    SELECT s.id, s.uuid, s.name, s.status, s.region, s.ip_address, p.name AS plan_name
+    FROM servers_server s JOIN billing_plan p ON p.id = s.plan_id
+    WHERE s.user_id = %(user)s AND s.status <> ALL(%(ended)s)
+    ORDER BY s.created_at DESC, s.id DESC LIMIT 1
+)
+SELECT json_build_object(
+    'server', (SELECT row_to_json(live) FROM live),
+    'deployments', (
+        SELECT coalesce(json_agg(d), '[]') FROM (
+            SELECT id, git_url, branch, status, created_at FROM servers_deployment
+            WHERE server_id = (SELECT id FROM live) ORDER BY created_at DESC, id DESC LIMIT 5
+        ) d
+    ),
+    'domains', (
+        SELECT coalesce(json_agg(m), '[]') FROM (
+            SELECT id, name, verification_status, ssl_status, ssl_error FROM servers_domain
+            WHERE server_id = (SELECT id FROM live) ORDER BY name
+        ) m
+    ),
+    'last', (
+        SELECT row_to_json(l) FROM (
+            SELECT id, uuid, status, name FROM servers_server WHERE user_id = %(user)s
+            ORDER BY created_at DESC, id DESC LIMIT 1
+        ) l WHERE NOT EXISTS (SELECT FROM live)
+    )
+)::text
+"""
+
 
 def dashboard_for(user) -> dict:
-    """The customer's current server with its recent deployments and domains: at most
-    three queries, whatever the numbers (two when there is no live server)."""
-    server = (
-        Server.objects.filter(user=user)
-        .exclude(status__in=ENDED_SERVER_STATUSES)
-        .select_related("plan")
-        .first()
-    )
-    if server is None:
+    """The customer's current server with its recent deployments and domains: one query,
+    whatever the numbers (DASHBOARD_SQL). Rows come as `.only()` model instances, so the
+    templates read them as ever and no secret column is loaded or decrypted."""
+    document = json_document(DASHBOARD_SQL, {"user": user.pk, "ended": ENDED_SERVER_STATUSES})
+    if document["server"] is None:
         # The empty dashboard says so when the customer's last server could not be built.
-        last = Server.objects.filter(user=user).only("uuid", "status", "name").first()
-        failed = last if last is not None and last.status == Server.Status.FAILED else None
+        last = document["last"]
+        failed = None
+        if last is not None and last["status"] == Server.Status.FAILED:
+            (failed,) = instances(Server, [last])
         return {"server": None, "deployments": [], "domains": [], "failed_server": failed}
-    deployments = list(Deployment.objects.filter(server=server).order_by("-created_at")[:5])
-    domains = list(Domain.objects.filter(server=server).order_by("name"))
-    return {"server": server, "deployments": deployments, "domains": domains}
+    fields = document["server"]
+    plan = Plan(name=fields.pop("plan_name"))
+    (server,) = instances(Server, [fields])
+    server.plan = plan
+    return {
+        "server": server,
+        "deployments": instances(Deployment, document["deployments"]),
+        "domains": instances(Domain, document["domains"]),
+    }
 
 
 def server_page_for(user, server_uuid) -> dict:

@@ -11,9 +11,9 @@ from servers.tests.factories import DeploymentFactory, DomainFactory, ServerFact
 
 pytestmark = pytest.mark.django_db
 
-# Logged in: session, user, then the dashboard selector's server, deployments, domains.
+# Logged in: session, user, then the dashboard's one query (servers.selectors.DASHBOARD_SQL).
 # (and the tenant scope set and cleared)
-DASHBOARD_QUERIES = 5 + tenant.SCOPE_QUERIES
+DASHBOARD_QUERIES = 3 + tenant.SCOPE_QUERIES
 
 
 def test_dashboard_requires_login(client):
