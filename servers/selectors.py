@@ -1,8 +1,8 @@
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from billing.models import Plan
+from billing.models import Payment, Plan
 from hosting.db import instances, json_document
 from servers.actions import PROGRESS_LABELS
 from servers.models import (
@@ -72,26 +72,62 @@ def dashboard_for(user) -> dict:
     }
 
 
+# The server page (and its status partial) in one query: one of the customer's servers,
+# the plan and payment facts it shows, the kind of the action in progress on it, and its
+# timeline. No secret column is read: the password is not even loaded.
+SERVER_PAGE_SQL = """
+WITH server AS (
+    SELECT id, uuid, name, status, region, ip_address, ssh_username, created_at, plan_id,
+           payment_id
+    FROM servers_server WHERE uuid = %(uuid)s AND user_id = %(user)s
+)
+SELECT json_build_object(
+    'server', (SELECT row_to_json(server) FROM server),
+    'plan', (
+        SELECT row_to_json(p) FROM (
+            SELECT id, name, vcpus, memory_mb, disk_gb FROM billing_plan
+            WHERE id = (SELECT plan_id FROM server)
+        ) p
+    ),
+    'payment', (
+        SELECT row_to_json(p) FROM (
+            SELECT id, amount_cents, currency, status FROM billing_payment
+            WHERE id = (SELECT payment_id FROM server)
+        ) p
+    ),
+    'open_action', (
+        SELECT kind FROM servers_serveraction
+        WHERE server_id = (SELECT id FROM server) AND status = %(in_progress)s LIMIT 1
+    ),
+    'events', (
+        SELECT coalesce(json_agg(e), '[]') FROM (
+            SELECT id, kind, message, created_at FROM servers_serverevent
+            WHERE server_id = (SELECT id FROM server) ORDER BY created_at, id
+        ) e
+    )
+)::text
+"""
+
+
 def server_page_for(user, server_uuid) -> dict:
     """One of the customer's servers (any state) with its timeline and the kind of the
-    action in progress on it, if any: two queries. Another customer's server is a 404,
-    never a 403: its existence is not ours to tell. The password is not even loaded."""
-    open_action = ServerAction.objects.filter(
-        server=OuterRef("pk"), status=ServerAction.Status.IN_PROGRESS
+    action in progress on it, if any: one query (SERVER_PAGE_SQL). Another customer's
+    server is a 404, never a 403: its existence is not ours to tell."""
+    document = json_document(
+        SERVER_PAGE_SQL,
+        {"uuid": server_uuid, "user": user.pk, "in_progress": ServerAction.Status.IN_PROGRESS},
     )
-    server = get_object_or_404(
-        Server.objects.select_related("plan", "payment")
-        .defer("ssh_password", "ssh_host_private_key", "tls_token")
-        .annotate(open_action_kind=Subquery(open_action.values("kind")[:1])),
-        uuid=server_uuid,
-        user=user,
-    )
-    events = list(ServerEvent.objects.filter(server=server).order_by("created_at", "id"))
+    if document["server"] is None:
+        raise Http404("No such server.")
+    (server,) = instances(Server, [document["server"]])
+    (server.plan,) = instances(Plan, [document["plan"]])
+    server.payment = instances(Payment, [document["payment"]])[0] if document["payment"] else None
+    open_action = document["open_action"]
     return {
         "server": server,
-        "events": events,
-        "open_action": server.open_action_kind,
-        "progress_label": PROGRESS_LABELS.get(server.open_action_kind, ""),
+        "events": instances(ServerEvent, document["events"]),
+        "open_action": open_action,
+        "progress_label": PROGRESS_LABELS.get(open_action, ""),
         "ssh_port": settings.SERVER_SSH_PORT,
     }
 

@@ -249,14 +249,14 @@ def forgetful_selectors(monkeypatch):
 def _alice_urls(alice) -> dict[str, str]:
     server, deployment = alice["server"], alice["deployment"]
     return {
-        "server page": f"/servers/{server.uuid}/",
+        "deployments page": f"/servers/{server.uuid}/deployments/",
         "deployment log": f"/servers/{server.uuid}/deployments/{deployment.uuid}/log/?after=0",
         "ticket": f"/support/tickets/{alice['ticket'].uuid}/",
         "receipt": f"/billing/payments/{alice['payment'].uuid}/",
     }
 
 
-@pytest.mark.parametrize("page", ["server page", "deployment log", "ticket", "receipt"])
+@pytest.mark.parametrize("page", ["deployments page", "deployment log", "ticket", "receipt"])
 def test_a_forgotten_owner_filter_shows_bob_nothing_of_alices(
     client, alice, bob, forgetful_selectors, page
 ):
@@ -269,7 +269,7 @@ def test_a_forgotten_owner_filter_shows_bob_nothing_of_alices(
     assert b"alice" not in response.content
 
 
-@pytest.mark.parametrize("page", ["server page", "deployment log", "ticket", "receipt"])
+@pytest.mark.parametrize("page", ["deployments page", "deployment log", "ticket", "receipt"])
 def test_without_row_level_security_the_forgotten_filter_would_leak(
     client, settings, alice, bob, forgetful_selectors, page
 ):

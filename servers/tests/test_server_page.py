@@ -26,10 +26,10 @@ from servers.tests.factories import DeploymentFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
 
-# session, user, the server (with its plan, payment and the kind of its open action), its
-# events: whatever the number of events, and with or without an action in progress.
-# (and the tenant scope set and cleared)
-PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
+# session, user, then one query (servers.selectors.SERVER_PAGE_SQL): the server with its
+# plan, payment, the kind of its open action and its events, whatever the number of events
+# and with or without an action in progress. (and the tenant scope set and cleared)
+PAGE_QUERIES = 3 + tenant.SCOPE_QUERIES
 SUFFIXES = ["", "status/", "power/", "password/", "password/reset/"]
 
 

@@ -19,9 +19,9 @@ from servers.tests.factories import ServerFactory
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "s3cret-root-password"  # ServerFactory's
-# session, user, the server with its plan and payment, its events.
+# session, user, then the server with its plan, payment and events in one query.
 # (and the tenant scope set and cleared)
-PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
+PAGE_QUERIES = 3 + tenant.SCOPE_QUERIES
 
 
 @pytest.fixture
