@@ -31,6 +31,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import environ
 import psycopg
 
 from bench.harness import (
@@ -138,7 +139,16 @@ def pages_measure(
 
 async def _select_one(url: str, concurrency: int, seconds: float) -> Window:
     window = Window(seconds)
-    connections = [await psycopg.AsyncConnection.connect(url) for _ in range(concurrency)]
+    # The URL in the form settings read it (a socket directory as the host, too).
+    config = environ.Env.db_url_config(url)
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=config["HOST"],
+        port=config["PORT"] or None,
+        dbname=config["NAME"],
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+    )
+    connections = [await psycopg.AsyncConnection.connect(conninfo) for _ in range(concurrency)]
     deadline = time.monotonic() + seconds
 
     async def one(connection):
@@ -218,7 +228,13 @@ for n in range(count):
         time.sleep(0.002)
     to_running.append(time.perf_counter() - start)
 time.sleep(1)  # the last jobs (mail) start
-events = ProcrastinateEvent.objects.filter(job_id__gt=first_job, type__in=["deferred", "started"])
+# The purchases' own provisioning jobs: periodic checks the seeded data sets off may
+# queue up beside them (counted apart), and would measure the backlog, not the queue.
+provision = ProcrastinateJob.objects.filter(
+    id__gt=first_job, task_name="servers.tasks.server_provision"
+).values_list("id", flat=True)
+others = ProcrastinateJob.objects.filter(id__gt=first_job).exclude(id__in=provision).count()
+events = ProcrastinateEvent.objects.filter(job_id__in=provision, type__in=["deferred", "started"])
 times = {}
 for event in events.values("job_id", "type", "at"):
     times.setdefault(event["job_id"], {})[event["type"]] = event["at"]
@@ -226,7 +242,7 @@ waits = [
     (t["started"] - t["deferred"]).total_seconds()
     for t in times.values() if "started" in t and "deferred" in t
 ]
-print(json.dumps({"to_running": to_running, "job_waits": waits}))
+print(json.dumps({"to_running": to_running, "job_waits": waits, "other_jobs": others}))
 """
 
 
@@ -260,6 +276,7 @@ def jobs_measure(url: str, purchases: int) -> dict:
         }
 
     return {
+        "other_jobs": measured["other_jobs"],
         "job_start": summary(measured["job_waits"]),
         "webhook_to_running": summary(measured["to_running"]),
     }
@@ -296,8 +313,9 @@ def markdown(results: dict) -> str:
         j = results["jobs"]
         lines += [
             "",
-            f"Jobs ({j['webhook_to_running']['count']} purchases, real worker): committed job "
-            f"to its start median {j['job_start']['median_ms']} ms, p99 "
+            f"Jobs ({j['webhook_to_running']['count']} purchases one after another, the real "
+            f"worker; {j['other_jobs']} other jobs were queued meanwhile): a provisioning job "
+            f"from its commit to its start: median {j['job_start']['median_ms']} ms, p99 "
             f"{j['job_start']['p99_ms']} ms ({j['job_start']['count']} jobs); checkout webhook "
             f"to a running server (zero-second boot) median "
             f"{j['webhook_to_running']['median_ms']} ms, "
