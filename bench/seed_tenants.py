@@ -77,13 +77,16 @@ def customers_seed(customers: int, sessions: int) -> list[dict]:
         .select_related("user")
         .order_by("user_id")[::step][:sessions]
     )
-    made = []
-    for server in chosen:
-        store = SessionStore()
-        store[SESSION_KEY] = str(server.user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        store[HASH_SESSION_KEY] = server.user.get_session_auth_hash()
-        store[LOGIN_AT_SESSION_KEY] = now.timestamp()
-        store.create()
-        made.append({"cookie": store.session_key, "server": str(server.uuid)})
-    return made
+    return [{"cookie": login_session(server.user), "server": str(server.uuid)} for server in chosen]
+
+
+def login_session(user: User) -> str:
+    """A database session of `user` logged in now, as a login by form makes it: its key,
+    the `sessionid` cookie."""
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store[LOGIN_AT_SESSION_KEY] = timezone.now().timestamp()
+    store.create()
+    return store.session_key

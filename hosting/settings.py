@@ -284,6 +284,8 @@ SIMULATED_PROVIDER_BOOT_SECONDS = env.float("SIMULATED_PROVIDER_BOOT_SECONDS", d
 SIMULATED_PROVIDER_FAILURES = env.list("SIMULATED_PROVIDER_FAILURES", default=[])
 # Seconds a simulated power action (start, shutdown, reboot) stays in progress.
 SIMULATED_PROVIDER_ACTION_SECONDS = env.float("SIMULATED_PROVIDER_ACTION_SECONDS", default=3.0)
+# Seconds a simulated create takes to answer once the droplet exists (a drill's window).
+SIMULATED_PROVIDER_CREATE_SECONDS = env.float("SIMULATED_PROVIDER_CREATE_SECONDS", default=0.0)
 
 # Provisioning: attempts per job before giving up (server failed, payment refunded), the
 # first retry's wait (doubling each time), how often to look at a booting droplet, and
@@ -304,7 +306,18 @@ SERVER_ACTION_TIMEOUT = env.int("SERVER_ACTION_TIMEOUT", default=10 * 60)
 # single slot would make every mail and provisioning wait behind it. Each running job
 # holds a database connection: keep it below DB_POOL_MAX_SIZE.
 WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=4)
-PROCRASTINATE_WORKER_DEFAULTS = {"concurrency": WORKER_CONCURRENCY}
+# A worker's heartbeat, and how long without one before it is taken for dead: its jobs
+# are then retried by the recovery jobs (hosting.tasks.jobs_recover_stalled, and
+# servers.tasks.deployments_recover), which run on JOBS_RECOVERY_SCHEDULE. The worker
+# killed drill shortens all three; a sixth cron field is seconds ("* * * * * */1").
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+WORKER_STALLED_SECONDS = env.float("WORKER_STALLED_SECONDS", default=30.0)
+JOBS_RECOVERY_SCHEDULE = env.str("JOBS_RECOVERY_SCHEDULE", default="* * * * *")
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "concurrency": WORKER_CONCURRENCY,
+    "update_heartbeat_interval": WORKER_HEARTBEAT_SECONDS,
+    "stalled_worker_timeout": WORKER_STALLED_SECONDS,
+}
 # How many of each process run against the database, for the connection budget that
 # `check_db` prints and a system check compares with the server's max_connections:
 # gunicorn's workers (read by hosting/gunicorn_conf.py too) and worker processes.
@@ -358,8 +371,9 @@ SUPPORT_IMAP_TIMEOUT = env.float("SUPPORT_IMAP_TIMEOUT", default=30.0)
 # The port certificate checks connect to (tests: the test Caddy's).
 TLS_CHECK_PORT = 443
 
-# Tests only: also accept file:// git URLs (a local bare repository served by the test).
-DEPLOY_ALLOW_LOCAL_GIT_URLS = False
+# Tests and drills only: also accept file:// git URLs (a local bare repository); an
+# environment setting so a drill's worker process can deploy one.
+DEPLOY_ALLOW_LOCAL_GIT_URLS = env.bool("DEPLOY_ALLOW_LOCAL_GIT_URLS", default=False)
 
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
 # The scheduled backup job (hosting/tasks.py) runs only when BACKUP_DIR is set. Its cron

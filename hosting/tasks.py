@@ -8,21 +8,23 @@ from procrastinate.contrib.django import app
 
 logger = logging.getLogger(__name__)
 
-# Workers send a heartbeat every 10 s; three missed ones mean the worker is gone.
-STALLED_WORKER_SECONDS = 30
-
 DEFAULT_RETRY = RetryStrategy(max_attempts=5, exponential_wait=5)
 # Calls to Stripe or DigitalOcean: keep trying for about two hours (2 s, 4 s, ... 68 min
 # apart); every call carries an idempotency key or is safe to repeat.
 GATEWAY_RETRY = RetryStrategy(max_attempts=12, exponential_wait=2)
 
 
-@app.periodic(cron="* * * * *")
+# procrastinate reads the cron when the tasks are imported: a new schedule needs a
+# worker restart.
+@app.periodic(cron=settings.JOBS_RECOVERY_SCHEDULE)
 @app.task(queue="maintenance", queueing_lock="jobs_recover_stalled")
 async def jobs_recover_stalled(timestamp: int) -> int:
     """Jobs left `doing` by a worker that died (SIGKILL, a lost host) are retried: a
-    worker that has not sent a heartbeat for STALLED_WORKER_SECONDS is taken for dead."""
-    stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_WORKER_SECONDS)
+    worker that has not sent a heartbeat for WORKER_STALLED_SECONDS (three missed ones,
+    by default) is taken for dead."""
+    stalled = await app.job_manager.get_stalled_jobs(
+        seconds_since_heartbeat=settings.WORKER_STALLED_SECONDS
+    )
     for job in stalled:
         logger.warning("Retrying job %s (%s) of a dead worker", job.id, job.task_name)
         await app.job_manager.retry_job(job)

@@ -1,8 +1,15 @@
-"""Helpers for tests that start a second process against the test database."""
+"""Helpers for tests that start a second process against the test database, or a
+PostgreSQL cluster and a gunicorn of their own."""
 
+import contextlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,6 +83,68 @@ def process_end(process: subprocess.Popen, *, timeout: float = 5.0) -> int | Non
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def cluster_owned(name: str = "outage"):
+    """A PostgreSQL cluster of the caller's own, started and migrated, to stop and start
+    at will (`hosting.database.localdb.Cluster`); removed afterwards. In /var/tmp, so
+    `postgres` can reach it when we are root."""
+    from hosting.database.localdb import Cluster
+
+    owned = Cluster(Path("/var/tmp") / f"hosting-{name}-{uuid.uuid4().hex[:8]}")  # noqa: S108
+    try:
+        owned.start()
+        migrated = run_python(
+            "manage.py", "migrate", "--noinput", env=subprocess_env(DATABASE_URL=owned.url())
+        )
+        if migrated.returncode != 0:
+            raise RuntimeError("migrate failed on the owned cluster:\n" + migrated.stderr)
+        yield owned
+    finally:
+        owned.stop()
+        shutil.rmtree(owned.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def gunicorn_serving(
+    env: dict[str, str], *, log_path: Path, options: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """gunicorn as the Procfile runs it (`-c python:hosting.gunicorn_conf hosting.wsgi`),
+    with `env` as its whole environment, on a free port of its own; yields its base URL
+    once /healthz answers, and stops it afterwards. Its output goes to `log_path`."""
+    import requests
+
+    port = free_port()
+    with open(log_path, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:hosting.gunicorn_conf"]
+            + [*options, "hosting.wsgi"],
+            cwd=PROJECT_DIR,
+            env={**env, "PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "gunicorn exited:\n" + log_path.read_text()
+            with contextlib.suppress(requests.RequestException):  # not up yet
+                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("gunicorn did not start:\n" + log_path.read_text())
+        yield base
+    finally:
+        process_end(process)
 
 
 def run_python(

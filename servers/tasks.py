@@ -118,11 +118,11 @@ def deployment_notify(deployment_id: int) -> None:
     )
 
 
-@app.periodic(cron="* * * * *")
+@app.periodic(cron=settings.JOBS_RECOVERY_SCHEDULE)
 @app.task(queue="maintenance", queueing_lock="deployments_recover")
 def deployments_recover(timestamp: int) -> int:
     """Deployments left `in_progress` by a worker that died are failed with the reason
-    (at most a minute after the queue noticed the worker was gone)."""
+    (by the next run after the queue noticed the worker was gone: within a minute)."""
     from servers import deployments
 
     return deployments.deployments_recover()

@@ -7,6 +7,8 @@ the tests that need one few."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,37 +21,49 @@ from hosting.testing import PROJECT_DIR, process_end, subprocess_env
 
 
 class Worker:
-    """One worker process; its output goes to `log_path`, read with `output()`."""
+    """One worker process; its output goes to `log_path` (appended to), read with
+    `output()`. `supervised`: `manage.py worker` as the Procfile runs it (a supervisor and
+    procrastinate's worker under it), in a process group of its own that `kill()` ends."""
 
-    def __init__(self, *, log_path: Path, env: dict[str, str]):
+    def __init__(self, *, log_path: Path, env: dict[str, str], supervised: bool = False):
         self.log_path = log_path
         self.env = env
+        self.supervised = supervised
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
-        with open(self.log_path, "wb") as log:
+        # A job re-deferred to run in half a second is found by polling, not by a
+        # notification; poll often so the test does not wait the default 5 s.
+        polling = ["--fetch-job-polling-interval", "0.2"]
+        if self.supervised:
+            command = ["manage.py", "worker", "--", *polling]
+        else:
+            command = ["manage.py", "procrastinate", "worker", *polling]
+        with open(self.log_path, "ab") as log:
             # The child keeps its own copy of the descriptor; ours can close.
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "procrastinate",
-                    "worker",
-                    # A job re-deferred to run in half a second is found by polling, not by
-                    # a notification; poll often so the test does not wait the default 5 s.
-                    "--fetch-job-polling-interval",
-                    "0.2",
-                ],
+                [sys.executable, *command],
                 cwd=PROJECT_DIR,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.supervised,
             )
         return self
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (a graceful stop), then SIGKILL after `timeout` seconds."""
         return process_end(self.process, timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, with no warning, as a lost host or the OOM killer would: the whole
+        process group when supervised, so procrastinate's worker dies with its supervisor."""
+        if self.supervised:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        else:
+            self.process.kill()
+        self.process.wait()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -3,84 +3,48 @@ under gunicorn as the Procfile runs it, the cluster stopped and started again. P
 answer the maintenance page within DB_CONNECT_TIMEOUT, the probes and the webhook say
 what they should, and pages are served again without restarting anything."""
 
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
 from hosting.database import programs
-from hosting.database.localdb import Cluster
-from hosting.testing import PROJECT_DIR, process_end, run_python, subprocess_env
+from hosting.testing import (
+    PROJECT_DIR,
+    cluster_owned,
+    gunicorn_serving,
+    process_end,
+    run_python,
+    subprocess_env,
+)
 
 CONNECT_TIMEOUT = 2
 PAGES = ["/pricing/", "/accounts/login/", "/dashboard/"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    """A cluster of its own, migrated; /var/tmp, so `postgres` can reach it when root."""
-    owned = Cluster(Path("/var/tmp") / f"hosting-outage-{uuid.uuid4().hex[:8]}")  # noqa: S108
-    owned.start()
-    try:
-        migrated = run_python(
-            "manage.py", "migrate", "--noinput", env=subprocess_env(DATABASE_URL=owned.url())
-        )
-        assert migrated.returncode == 0, migrated.stderr
+    """A cluster of its own, migrated."""
+    with cluster_owned() as owned:
         yield owned
-    finally:
-        owned.stop()
-        shutil.rmtree(owned.directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def site(cluster, tmp_path_factory):
     """gunicorn (one worker) on the owned cluster; its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     env = subprocess_env(
         DATABASE_URL=cluster.url(),
         DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
-        PORT=str(port),
         WEB_CONCURRENCY="1",
         ALLOWED_HOSTS="127.0.0.1",
         # Static files named without collectstatic's manifest (a fresh clone has none).
         DEBUG="true",
     )
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:hosting.gunicorn_conf"]
-            + ["--timeout", "30", "hosting.wsgi"],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("gunicorn did not start:\n" + log.read_text())
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    with gunicorn_serving(env, log_path=log, options=("--timeout", "30")) as base:
         yield base
-    finally:
-        process_end(process)
 
 
 def timed_get(url: str):

@@ -6,6 +6,10 @@ its power state. A power action (SimulatedAction) is in progress for
 SIMULATED_PROVIDER_ACTION_SECONDS, then completes when it is next looked at, and only then
 changes the droplet's power, as DigitalOcean's actions behave.
 
+A create answers SIMULATED_PROVIDER_CREATE_SECONDS after the droplet exists, as
+DigitalOcean's answer takes its time to arrive: a worker that dies meanwhile leaves a
+droplet we have no record of, which the retried job must find by its tag, not make again.
+
 Operations listed in SIMULATED_PROVIDER_FAILURES fail on purpose, so the failure paths
 (retry, refund, a failed action) can be seen without a cloud account: create, find, get,
 power (every power request), destroy; and "shutdown", a graceful shutdown that is accepted
@@ -15,6 +19,7 @@ settings are read on every call so a running site (or a test) can change them.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -48,6 +53,8 @@ class SimulatedProvider:
             # .2 to .254 leaves out the network, the gateway (.1) and broadcast addresses.
             row.ip_address = f"{_NETWORK}.{row.pk % 253 + 2}"
             row.save(update_fields=["ip_address"])
+        if settings.SIMULATED_PROVIDER_CREATE_SECONDS > 0:
+            time.sleep(settings.SIMULATED_PROVIDER_CREATE_SECONDS)
         return _droplet(row)
 
     def find_by_tag(self, tag: str) -> Droplet | None:

@@ -35,16 +35,11 @@ def git(*args, cwd=None) -> str:
     ).stdout.strip()
 
 
-@pytest.fixture
-def repo(tmp_path, settings):
-    """A bare repository with one commit on `main`; deployments may use file:// URLs and
-    clone into a workspace under tmp_path."""
-    settings.DEPLOY_ALLOW_LOCAL_GIT_URLS = True
-    settings.DEPLOY_WORKSPACE_DIR = tmp_path / "workspaces"
-    settings.DIGITALOCEAN_TOKEN = ""
-    settings.SERVER_RUNNER = ""
-    bare = tmp_path / "app.git"
-    work = tmp_path / "work"
+def bare_repository(directory):
+    """A bare repository `directory/app.git` with one commit on `main` (a README and
+    web/index.html): an object with its `path`, file:// `url` and `head` commit."""
+    bare = directory / "app.git"
+    work = directory / "work"
     git("init", "-q", "--bare", "-b", "main", str(bare))
     git("init", "-q", "-b", "main", str(work))
     (work / "README.md").write_text("hello\n")
@@ -60,6 +55,17 @@ def repo(tmp_path, settings):
         head = git("rev-parse", "HEAD", cwd=work)
 
     return Repo
+
+
+@pytest.fixture
+def repo(tmp_path, settings):
+    """A bare repository with one commit on `main`; deployments may use file:// URLs and
+    clone into a workspace under tmp_path."""
+    settings.DEPLOY_ALLOW_LOCAL_GIT_URLS = True
+    settings.DEPLOY_WORKSPACE_DIR = tmp_path / "workspaces"
+    settings.DIGITALOCEAN_TOKEN = ""
+    settings.SERVER_RUNNER = ""
+    return bare_repository(tmp_path)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ database."""
 
 import ipaddress
 import json
+import time
 import traceback
 from datetime import timedelta
 
@@ -525,6 +526,17 @@ class TestSimulatedProvider:
             SPEC.user_data,
         )
         assert row.ip_address == droplet.ip_address
+
+    def test_a_create_answers_after_the_configured_seconds_with_the_droplet_made(
+        self, sim, settings
+    ):
+        settings.SIMULATED_PROVIDER_CREATE_SECONDS = 0.2
+        started = time.monotonic()
+
+        droplet = sim.create(SPEC)
+
+        assert time.monotonic() - started >= 0.2
+        assert sim.find_by_tag(SPEC.tag) == droplet
 
     def test_boots_after_the_configured_seconds(self, sim, settings):
         settings.SIMULATED_PROVIDER_BOOT_SECONDS = 30.0

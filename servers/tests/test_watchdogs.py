@@ -245,7 +245,7 @@ def test_a_worker_killed_while_building_a_server_is_recovered(settings, tmp_path
     assert killed.status == "doing" and killed.worker_id is not None
     # A worker that may still be alive keeps its job.
     assert run_recovery() == 0
-    # Its heartbeat stops; once it is older than STALLED_WORKER_SECONDS, it is dead.
+    # Its heartbeat stops; once it is older than WORKER_STALLED_SECONDS, it is dead.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 minute'"
