@@ -47,7 +47,7 @@ def prepare(url: str) -> None:
         SESSION_COOKIE_SECURE="false",
         CSRF_COOKIE_SECURE="false",
         ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
-        EMAIL_URL="locmemmail://",
+        EMAIL_URL="memorymail://",
     )
     for command in (["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]):
         # DEBUG is off, as in production, so pages name their files from the manifest.
