@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -87,11 +88,48 @@ def stripe_event_verify(*, body: bytes, signature: str) -> dict:
             raise WebhookRejected("timestamp outside the tolerance") from exc
         raise WebhookRejected("bad signature") from exc
     try:
-        event = json.loads(text)
-    except ValueError as exc:
+        event = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError) as exc:  # nested too deep to read: RecursionError
         raise WebhookRejected("malformed JSON") from exc
     _check_shape(event)
+    _check_storable(event)
     return event
+
+
+def _not_json(constant: str):
+    """NaN and Infinity: Python reads them, JSON (and PostgreSQL's jsonb) has no such thing."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):  # 1e999: jsonb could not store the infinity it reads as
+        raise ValueError(f"{number} is out of range")
+    return value
+
+
+def _check_storable(event: dict) -> None:
+    """A NUL character or half a surrogate pair can be written in JSON (\\u0000, \\ud800)
+    but not stored in jsonb: the insert would fail, answered 500 and redelivered for days.
+    Stripe sends neither; refuse them like any other malformed body."""
+    pending = [event]
+    while pending:  # not recursive: json.loads has already read it as deep as Python can
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and ("\x00" in value or _has_lone_surrogate(value)):
+            raise WebhookRejected("event with a NUL character or half a surrogate pair")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # json.loads joins a pair; only a lone half is left unencodable
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_shape(event) -> None:

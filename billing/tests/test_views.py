@@ -550,6 +550,30 @@ def _not_an_event_id(event, secret):
     return signed({**event, "id": "ch_1"}, secret)
 
 
+# What the fuzz drill (bench/drills/fuzz.py) found answered 500: bodies Python's json reads
+# but the webhook could not store, or that json could not read at all.
+def _nested_too_deep(event, secret):
+    body = b"[" * 100_000 + b"]" * 100_000
+    return body, sign(body)
+
+
+def _infinity(event, secret):
+    return signed({**event, "created": float("inf")}, secret)  # written as Infinity
+
+
+def _number_out_of_range(event, secret):
+    body = signed(event, secret)[0][:-1] + b', "amount": 1e999}'  # read as infinity
+    return body, sign(body)
+
+
+def _with_text(text):
+    def make(event, secret):
+        session = {**event["data"]["object"], "customer_email": text}
+        return signed({**event, "data": {"object": session}}, secret)
+
+    return make
+
+
 REJECTIONS = {
     "bad signature": (_bad_signature, "bad signature"),
     "stale timestamp": (_stale, "timestamp outside the tolerance"),
@@ -562,6 +586,17 @@ REJECTIONS = {
     "missing header": (_no_header, "missing Stripe-Signature header"),
     "not utf-8": (_not_utf8, "body is not UTF-8"),
     "not an event id": (_not_an_event_id, "event without a valid id"),
+    "nested too deep": (_nested_too_deep, "malformed JSON"),
+    "infinity": (_infinity, "malformed JSON"),
+    "number out of range": (_number_out_of_range, "malformed JSON"),
+    "nul character": (
+        _with_text("a\x00b@example.com"),
+        "event with a NUL character or half a surrogate pair",
+    ),
+    "half a surrogate pair": (
+        _with_text("\ud800@example.com"),
+        "event with a NUL character or half a surrogate pair",
+    ),
 }
 
 
