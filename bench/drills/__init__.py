@@ -26,15 +26,11 @@ class Outcome:
             self.violations.append(f"{what}: {got}, expected {want}")
 
 
-# The order they run in: the cheap ones first, so a broken build fails fast.
+# The order they run in: the cheap ones first, so a broken build fails fast. Still to
+# land (issue 12): fuzz, webhook_storm, checkout_race, worker_killed, database_down,
+# backup_roundtrip.
 DRILLS = [
     "isolation",
-    "fuzz",
-    "webhook_storm",
-    "checkout_race",
-    "worker_killed",
-    "database_down",
-    "backup_roundtrip",
 ]
 
 
