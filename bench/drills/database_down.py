@@ -235,8 +235,10 @@ async def drive(base: str, cluster, size: Size, sessions: dict) -> Load:
             await asyncio.sleep(RETRY_SECONDS)
 
     async def outage():
-        # Every reader served once first: a cold gunicorn worker's first pages are slow.
+        # Every reader served once first (a cold gunicorn worker's first pages are slow),
+        # and the held event's checkout through, so its delivery meets the outage.
         await served(lambda: load.served_once)
+        await until(lambda: load.purchases)
         await asyncio.sleep(size.before)
         load.stopping = time.monotonic()
         await asyncio.to_thread(cluster.stop)
@@ -252,8 +254,11 @@ async def drive(base: str, cluster, size: Size, sessions: dict) -> Load:
 
     async def served(clients):
         """Until every reader has been served (or RECOVERY_LIMIT_SECONDS)."""
+        await until(lambda: len(clients()) == size.readers + size.visitors)
+
+    async def until(done):
         deadline = time.monotonic() + RECOVERY_LIMIT_SECONDS
-        while len(clients()) < size.readers + size.visitors and time.monotonic() < deadline:
+        while not done() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
 
     readers = [
