@@ -13,8 +13,10 @@ import enum
 import json
 import logging
 import math
+import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -150,6 +152,88 @@ def _check_shape(event) -> None:
             isinstance(object_id, str) and object_id.startswith(prefix)
         ):
             raise WebhookRejected(f"{event_type} does not carry a {kind}")
+        _check_fields(event_type, kind, obj)
+
+
+@dataclass(frozen=True)
+class _Field:
+    what: str
+    fits: Callable[[object], bool]
+
+
+_ID = _Field("an id", lambda v: isinstance(v, str) and len(v) <= 255)
+_TEXT = _Field("text", lambda v: isinstance(v, str))
+_CURRENCY = _Field(
+    "a currency code", lambda v: isinstance(v, str) and bool(re.fullmatch("[a-z]{3}", v))
+)
+_AMOUNT = _Field("an amount in cents", lambda v: type(v) is int and 0 <= v < 2**31)
+_TIME = _Field("a time", lambda v: type(v) is int and 0 <= v <= 253_402_300_799)  # to 9999
+_OBJECT = _Field("an object", lambda v: isinstance(v, dict))
+_LIST = _Field("a list", lambda v: isinstance(v, list))
+
+# What the handlers (and the services they call) read from each kind of object, as
+# Stripe's API shapes it; absent or null is always allowed. A signed event with anything
+# else there is refused like any malformed body, before it is stored: in its handler it
+# would fail, answered 500 and redelivered for days. "[]": each element of a list.
+FIELDS = {
+    "checkout.session": {
+        "id": _ID,
+        "payment_status": _TEXT,
+        "metadata": _OBJECT,
+        "customer": _ID,
+        "subscription": _ID,
+        "invoice": _ID,
+    },
+    "invoice": {
+        "id": _ID,
+        "billing_reason": _TEXT,
+        "customer": _ID,
+        "currency": _CURRENCY,
+        "amount_paid": _AMOUNT,
+        "amount_due": _AMOUNT,
+        "hosted_invoice_url": _TEXT,
+        "parent": _OBJECT,
+        "parent.subscription_details": _OBJECT,
+        "parent.subscription_details.metadata": _OBJECT,
+        "parent.subscription_details.subscription": _ID,
+        "status_transitions": _OBJECT,
+        "status_transitions.paid_at": _TIME,
+        "lines": _OBJECT,
+        "lines.data": _LIST,
+        "lines.data[]": _OBJECT,
+        "lines.data[].period": _OBJECT,
+        "lines.data[].period.end": _TIME,
+    },
+    "charge": {
+        "id": _ID,
+        "payment_intent": _ID,
+        "refunds": _OBJECT,
+        "refunds.data": _LIST,
+        "refunds.data[]": _OBJECT,
+        "refunds.data[].id": _ID,
+    },
+    "subscription": {"id": _ID},
+    "dispute": {"id": _ID, "charge": _ID, "payment_intent": _ID, "reason": _TEXT},
+}
+
+
+def _check_fields(event_type: str, kind: str, obj: dict) -> None:
+    # In order, so a parent's type is checked before its children are looked for.
+    for path, field in FIELDS[kind].items():
+        if not all(field.fits(value) for value in _values_at(obj, path)):
+            raise WebhookRejected(f"{event_type}: {kind}.{path} is not {field.what}")
+
+
+def _values_at(obj: dict, path: str) -> list:
+    """The values at a path such as "lines.data[].period" (absent and null ones left out)."""
+    values = [obj]
+    for step in path.split("."):
+        key = step.removesuffix("[]")
+        values = [value[key] for value in values if value.get(key) is not None]
+        if step.endswith("[]"):  # the list itself was checked as the path before this one
+            values = [element for elements in values for element in elements]
+        values = [value for value in values if value is not None]
+    return values
 
 
 def stripe_event_receive(*, event: dict) -> Outcome:

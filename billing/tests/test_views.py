@@ -566,9 +566,9 @@ def _number_out_of_range(event, secret):
     return body, sign(body)
 
 
-def _with_text(text):
+def _with(field, value):
     def make(event, secret):
-        session = {**event["data"]["object"], "customer_email": text}
+        session = {**event["data"]["object"], field: value}
         return signed({**event, "data": {"object": session}}, secret)
 
     return make
@@ -590,12 +590,24 @@ REJECTIONS = {
     "infinity": (_infinity, "malformed JSON"),
     "number out of range": (_number_out_of_range, "malformed JSON"),
     "nul character": (
-        _with_text("a\x00b@example.com"),
+        _with("customer_email", "a\x00b@example.com"),
         "event with a NUL character or half a surrogate pair",
     ),
     "half a surrogate pair": (
-        _with_text("\ud800@example.com"),
+        _with("customer_email", "\ud800@example.com"),
         "event with a NUL character or half a surrogate pair",
+    ),
+    "a field of the wrong type": (
+        _with("payment_status", ["paid"]),
+        "checkout.session.completed: checkout.session.payment_status is not text",
+    ),
+    "an object that is not one": (
+        _with("metadata", "payment_uuid"),
+        "checkout.session.completed: checkout.session.metadata is not an object",
+    ),
+    "an id too long to store": (
+        _with("subscription", "sub_" + "x" * 300),
+        "checkout.session.completed: checkout.session.subscription is not an id",
     ),
 }
 
@@ -628,6 +640,47 @@ def test_the_rejections_would_be_accepted_if_well_formed(client):
 
 def test_webhook_refuses_get(client):
     assert client.get(WEBHOOK).status_code == 405
+
+
+def _invoice_with(**changes):
+    invoice = stripe_object(
+        "invoice",
+        billing_reason="subscription_cycle",
+        currency="usd",
+        amount_paid=900,
+        lines={"data": [{"period": {"end": 1_767_225_600}}]},
+    )
+    return {**invoice, **changes}
+
+
+@pytest.mark.parametrize(
+    ("invoice", "reason"),
+    [
+        (_invoice_with(), None),  # the control: read, and waiting for its subscription
+        (_invoice_with(lines={"data": [{"period": {"end": 10**20}}]}),
+         "lines.data[].period.end is not a time"),
+        (_invoice_with(lines={"data": [{"period": []}]}), "lines.data[].period is not an object"),
+        (_invoice_with(lines={"data": ["line"]}), "lines.data[] is not an object"),
+        (_invoice_with(amount_paid=-1), "amount_paid is not an amount in cents"),
+        (_invoice_with(amount_paid=True), "amount_paid is not an amount in cents"),
+        (_invoice_with(currency="dollars"), "currency is not a currency code"),
+        (_invoice_with(parent={"subscription_details": {"subscription": {"id": "sub_1"}}}),
+         "parent.subscription_details.subscription is not an id"),
+    ],
+)  # fmt: skip
+def test_webhook_refuses_an_object_its_handlers_could_not_read(client, invoice, reason):
+    """Signed, but with a value Stripe never sends where a handler reads: refused and not
+    stored, rather than failing in the handler (a 500, redelivered for days)."""
+    response = deliver(
+        client, stripe_object("event", type="invoice.paid", data={"object": invoice})
+    )
+    if reason is None:
+        assert response.status_code == 200
+        assert response.json() == {"status": "waiting"}
+        return
+    assert response.status_code == 400
+    assert response.json() == {"error": f"invoice.paid: invoice.{reason}"}
+    assert not StripeEvent.objects.exists()
 
 
 def test_unknown_event_type_is_stored_and_marked_processed(client):
