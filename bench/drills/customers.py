@@ -119,7 +119,9 @@ def _buy(customers: list[Customer]) -> None:
 
 
 def _use(customer: Customer) -> None:
-    """A deployment, a domain and a ticket, each through its own page's form."""
+    """A deployment (cancelled before it starts: no worker runs to clone anything, and a
+    waiting deployment would hold the server's buttons), a domain and a ticket, each
+    through its own page's form."""
     client = logged_in(customer)
     server, tag = customer.server, customer.tag
     _posted(
@@ -127,6 +129,8 @@ def _use(customer: Customer) -> None:
         f"/servers/{server.uuid}/deployments/",
         {"git_url": f"https://github.com/{tag}/app.git", "branch": "main"},
     )
+    deployment = Deployment.objects.get(server=server)
+    _posted(client, f"/servers/{server.uuid}/deployments/{deployment.uuid}/cancel/", {})
     _posted(client, f"/servers/{server.uuid}/domains/", {"name": f"{tag}.example.com"})
     _posted(
         client,
@@ -138,7 +142,7 @@ def _use(customer: Customer) -> None:
             "server": server.pk,
         },
     )
-    customer.deployment = Deployment.objects.get(server=server)
+    customer.deployment = Deployment.objects.get(pk=deployment.pk)
     customer.domain = Domain.objects.get(server=server)
     customer.ticket = Ticket.objects.get(user=customer.user)
 
