@@ -6,6 +6,7 @@ deployment, a domain and a ticket through the customer's own pages."""
 from __future__ import annotations
 
 import logging
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -49,9 +50,11 @@ class Customer:
         return self.user.email
 
     def markers(self) -> list[str]:
-        """Strings that only this customer's pages show: another customer's answer that
-        contains one has leaked it."""
-        found = [self.email, self.tag]
+        """Strings that only this customer's pages show: their name and their server's,
+        domain's, ticket's and repository's all carry the tag. Another customer's answer
+        that contains one has leaked it. Not the email address: anyone may type that into
+        a form (and see it again on their own page), and it does not carry the tag."""
+        found = [self.tag]
         if self.server is not None:
             found.append(self.server.name)
         return found
@@ -66,7 +69,7 @@ def customers_make(*tags: str, with_server: bool = True) -> list[Customer]:
     check, mail) are left queued, never run against the outside world."""
     customers = []
     for tag in tags:
-        email = f"{tag}@example.com"
+        email = f"customer-{secrets.token_hex(6)}@example.com"
         user = User.objects.create_user(email=email, password=PASSWORD, name=f"{tag} customer")
         EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
         customers.append(Customer(user=user, tag=tag))
