@@ -35,6 +35,7 @@ from billing.tests.stripe_fakes import (
     FakeStripe,
     fake_stripe,
     form,
+    invoice_payment,
     query,
     stripe_list,
     stripe_object,
@@ -284,20 +285,7 @@ class StripeAccount:
         (invoice_id,) = query(request)["invoice"]
         with self._lock:
             paid = [p["ids"] for p in self._paid.values() if p["ids"]["in"] == invoice_id]
-        found = [
-            stripe_object(
-                "invoice_payment",
-                invoice=invoice_id,
-                status="paid",
-                payment={
-                    "type": "payment_intent",
-                    "payment_intent": stripe_object(
-                        "payment_intent", id=ids["pi"], latest_charge=ids["ch"]
-                    ),
-                },
-            )
-            for ids in paid
-        ]
+        found = [invoice_payment(invoice_id, ids["pi"], ids["ch"]) for ids in paid]
         return stripe_list(found, "/v1/invoice_payments")
 
     def _refund_create(self, request):

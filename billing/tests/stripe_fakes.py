@@ -185,6 +185,20 @@ def query(call: responses.Call | PreparedRequest) -> dict[str, list[str]]:
     return parse_qs(urlsplit(request.url).query)
 
 
+def invoice_payment(invoice_id: str, pi: str, charge: str) -> dict:
+    """An `invoice_payment` saying `invoice_id` was paid by payment intent `pi` (charge
+    `charge`): what the gateway reads to link a renewal's invoice to its payment."""
+    return stripe_object(
+        "invoice_payment",
+        invoice=invoice_id,
+        status="paid",
+        payment={
+            "type": "payment_intent",
+            "payment_intent": stripe_object("payment_intent", id=pi, latest_charge=charge),
+        },
+    )
+
+
 def signed(event: dict, secret: str, *, timestamp: int | None = None) -> tuple[bytes, str]:
     """`event` as a webhook body and its `Stripe-Signature` header, as Stripe would post it
     (now, or at `timestamp` to test the tolerance)."""

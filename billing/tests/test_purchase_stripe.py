@@ -17,7 +17,7 @@ from billing import services
 from billing.models import Payment, StripeEvent
 from billing.tests.factories import plan
 from billing.tests.flow import deliver, start_checkout
-from billing.tests.stripe_fakes import form, stripe_list, stripe_object
+from billing.tests.stripe_fakes import form, invoice_payment, stripe_list, stripe_object
 from hosting.testing import run_jobs
 from servers.models import Server, ServerEvent
 from servers.providers.digitalocean import DigitalOceanProvider
@@ -58,19 +58,7 @@ def invoice_paid_with(stripe_api, invoice_id="in_1", pi="pi_1", charge="ch_1"):
         "GET",
         "/v1/invoice_payments",
         stripe_list(
-            [
-                stripe_object(
-                    "invoice_payment",
-                    invoice=invoice_id,
-                    status="paid",
-                    payment={
-                        "type": "payment_intent",
-                        "payment_intent": stripe_object(
-                            "payment_intent", id=pi, latest_charge=charge
-                        ),
-                    },
-                )
-            ],
+            [invoice_payment(invoice_id, pi, charge)],
             "/v1/invoice_payments",
         ),
         query={"invoice": invoice_id},
