@@ -114,10 +114,18 @@ def checkout_refusal(*, user: User) -> str | None:
 
 def _checkout_supersede(gateway, earlier: Payment, payment: Payment) -> None:
     """Close an earlier open checkout before a new one opens. If the customer already
-    paid it, stop: that payment is on its way to becoming a server."""
-    if earlier.stripe_checkout_session_id and not gateway.checkout_session_expire(
-        session_id=earlier.stripe_checkout_session_id
-    ):
+    paid it, stop: that payment is on its way to becoming a server.
+
+    Its session id is read again under its row lock, the lock its own click takes to
+    record the session: a session recorded since `earlier` was read is expired here, and
+    one recorded after this finds the payment failed and is expired by that click."""
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=earlier.pk)
+        session_id = locked.stripe_checkout_session_id
+        if locked.status == PaymentStatus.PENDING and not session_id:
+            _payment_mark_failed(earlier, f"Replaced by a checkout for {payment.plan.name}.")
+            return
+    if session_id and not gateway.checkout_session_expire(session_id=session_id):
         _payment_mark_failed(payment, "Not needed: an earlier checkout was paid.")
         raise CheckoutRefused(
             f"Your payment for {earlier.plan.name} has already gone through and your "

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
+from billing import services
 from billing.gateways.simulated import SimulatedGateway, sign
 from billing.models import Payment, Plan, StripeEvent
 from billing.tests.factories import PaymentFactory, plan
@@ -302,6 +303,81 @@ def test_another_plan_clicked_while_the_first_session_is_being_created(stripe_ap
     assert [s["id"] for s in payable] == ["cs_test_pro"]
     for payment in Payment.objects.filter(checkout_url__in=sent_to):
         assert payment.status == Payment.Status.PENDING, payment
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_recorded_while_another_plan_replaces_its_payment_is_expired(
+    stripe_api, priced, monkeypatch
+):
+    """The Pro click read the Basic payment before its session was recorded, and replaces
+    it after: the session must be expired all the same (the checkout race drill found
+    customers charged two and three times when it was not)."""
+    basic_at_stripe, basic_may_answer = threading.Event(), threading.Event()
+    expired: list[str] = []
+
+    def create(request):
+        (price,) = form(request)["line_items[0][price]"]
+        if price == "price_basic":
+            basic_at_stripe.set()
+            basic_may_answer.wait(timeout=20)
+        session_id = f"cs_test_{price.removeprefix('price_')}"
+        return stripe_object(
+            "checkout.session",
+            id=session_id,
+            status="open",
+            url=f"https://checkout.stripe.com/c/pay/{session_id}",
+        )
+
+    def expire(request):
+        session_id = request.url.rsplit("/", 2)[1]
+        expired.append(session_id)
+        return stripe_object("checkout.session", id=session_id, status="expired")
+
+    stripe_api.handle("POST", SESSIONS, create)
+    stripe_api.handle("POST", re.compile(r"/v1/checkout/sessions/[^/]+/expire"), expire)
+    supersede = services._checkout_supersede
+
+    def supersede_once_basic_is_recorded(gateway, earlier, payment):
+        assert not earlier.stripe_checkout_session_id  # read before Stripe answered Basic
+        basic_may_answer.set()
+        deadline = time.monotonic() + 10
+        while (
+            not Payment.objects.filter(pk=earlier.pk)
+            .exclude(stripe_checkout_session_id="")
+            .exists()
+        ):
+            assert time.monotonic() < deadline, "the Basic click never recorded its session"
+            time.sleep(0.01)
+        supersede(gateway, earlier, payment)
+
+    monkeypatch.setattr(services, "_checkout_supersede", supersede_once_basic_is_recorded)
+    user = UserFactory()
+    basic_tab, pro_tab = Client(), Client()
+    basic_tab.force_login(user)
+    pro_tab.force_login(user)
+
+    def click_basic():
+        try:
+            basic_tab.post("/billing/checkout/basic/")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=click_basic)
+    thread.start()
+    try:
+        assert basic_at_stripe.wait(timeout=10)
+        pro_click = pro_tab.post("/billing/checkout/pro/")
+    finally:
+        basic_may_answer.set()
+        thread.join(timeout=30)
+
+    assert pro_click.status_code == 303
+    assert pro_click["Location"] == "https://checkout.stripe.com/c/pay/cs_test_pro"
+    assert expired == ["cs_test_basic"]
+    basic = Payment.objects.get(plan__slug="basic")
+    assert basic.status == Payment.Status.FAILED
+    assert basic.checkout_url == ""
+    assert Payment.objects.get(plan__slug="pro").status == Payment.Status.PENDING
 
 
 def test_stripe_down_tells_the_customer_without_a_stack_trace(client, customer, stripe_api, priced):

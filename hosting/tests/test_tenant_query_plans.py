@@ -48,7 +48,8 @@ def _plans(queries) -> list[str]:
         cursor.execute("SET LOCAL enable_seqscan = off")  # would an index serve it?
         for query in queries:
             sql = query["sql"]
-            if not sql.lstrip().upper().startswith("SELECT") or "set_config" in sql:
+            reads = sql.lstrip().upper().startswith(("SELECT", "WITH"))  # WITH: one-query pages
+            if not reads or "set_config" in sql:
                 continue
             cursor.execute("EXPLAIN " + sql)
             plans.append("\n".join(row[0] for row in cursor.fetchall()))
