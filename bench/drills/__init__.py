@@ -26,11 +26,15 @@ class Outcome:
             self.violations.append(f"{what}: {got}, expected {want}")
 
 
-# The order they run in: the cheap ones first, so a broken build fails fast. Still to
-# land (issue 12): fuzz, webhook_storm, checkout_race, worker_killed, database_down,
-# backup_roundtrip.
+# The order they run in: the cheap ones first, so a broken build fails fast.
 DRILLS = [
+    "backup_roundtrip",
+    "checkout_race",
     "isolation",
+    "webhook_storm",
+    "fuzz",
+    "database_down",
+    "worker_killed",
 ]
 
 
