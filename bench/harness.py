@@ -57,10 +57,11 @@ def django_json(url: str, code: str, *args: str, **env: str):
         [PYTHON, "-c", "import django; django.setup()\n" + code, *args],
         cwd=PROJECT,
         env=environment(url, **env),
-        check=True,
         capture_output=True,
         text=True,
     )
+    if result.returncode != 0:  # its traceback, not just the code it ran
+        raise RuntimeError(f"a Django process failed:\n{result.stderr[-6000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

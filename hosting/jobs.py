@@ -17,6 +17,12 @@ from procrastinate.jobs import JobDeferrer
 
 _on_django_connection = manager.JobManager(DjangoConnector())
 
+# The priority of jobs a customer is watching a page for (their server being built, a
+# deployment, a power action): the worker takes them before the background checks
+# (default priority 0), so a queue of thousands of certificate rechecks at scale does
+# not keep a new customer's server waiting.
+CUSTOMER_WAITING = 10
+
 
 def defer(
     task,

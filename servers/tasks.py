@@ -10,7 +10,7 @@ from django.utils import timezone
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.contrib.django import app
 
-from hosting.jobs import defer
+from hosting.jobs import CUSTOMER_WAITING, defer
 from hosting.tasks import DEFAULT_RETRY, GATEWAY_RETRY
 from servers import notifications, services
 from servers.models import Server
@@ -46,7 +46,7 @@ def failure_reason(exc: BaseException) -> str:
     return "An internal error stopped the build."
 
 
-@app.task(queue="servers", pass_context=True, retry=ProvisionRetry())
+@app.task(queue="servers", pass_context=True, retry=ProvisionRetry(), priority=CUSTOMER_WAITING)
 def server_provision(context, server_id: int) -> None:
     try:
         wait = services.server_provision_step(server_id=server_id)
@@ -100,7 +100,7 @@ def provisioning_watch(timestamp: int) -> int:
 # -- deployments ------------------------------------------------------------------------
 
 
-@app.task(queue="deployments", pass_context=True)
+@app.task(queue="deployments", pass_context=True, priority=CUSTOMER_WAITING)
 def deployment_run(context, deployment_id: int) -> None:
     """Run one deployment under its server's lock. Never retried: a deployment that could
     not finish is failed with its reason, and the customer deploys again."""
@@ -131,7 +131,7 @@ def deployments_recover(timestamp: int) -> int:
 # -- server actions -----------------------------------------------------------------------
 
 
-@app.task(queue="servers", retry=DEFAULT_RETRY)
+@app.task(queue="servers", retry=DEFAULT_RETRY, priority=CUSTOMER_WAITING)
 def server_action_run(action_id: int) -> None:
     """One step of a power action or password reset, under the server's lock. While the
     provider works, the job defers itself again (same lock) instead of sleeping; the
@@ -202,12 +202,22 @@ def domains_watch(timestamp: int) -> int:
     """DNS checks of domains not verified yet, as their backoff falls due; HTTPS checks of
     certificates last looked at long ago (the expiry watch)."""
     from django.db import transaction
+    from procrastinate.contrib.django.models import ProcrastinateJob
 
     from servers import domains
 
     now = timezone.now()
-    due_dns = domains.domains_due_for_dns(now)
-    due_https = domains.domains_due_for_https(now)
+    # A domain whose check is still queued is not queued again: when the checks take
+    # longer than a minute (17,000 domains at scale) they would pile up without end.
+    waiting = set(
+        ProcrastinateJob.objects.filter(
+            status="todo", task_name__in=[domain_verify.name, domain_https_check.name]
+        ).values_list("lock", flat=True)
+    )
+    due_dns = [d for d in domains.domains_due_for_dns(now) if domains.domain_lock(d) not in waiting]
+    due_https = [
+        d for d in domains.domains_due_for_https(now) if domains.domain_lock(d) not in waiting
+    ]
     with transaction.atomic():
         for domain_id in due_dns:
             defer(domain_verify, lock=domains.domain_lock(domain_id), domain_id=domain_id)

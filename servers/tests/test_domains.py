@@ -208,3 +208,50 @@ def test_the_watch_checks_pending_domains_less_and_less_often():
     assert sorted(domains.domains_due_for_dns(now)) == sorted([fresh.pk, tried_once.pk])
     assert domains.dns_backoff(5) == 960 and domains.dns_backoff(20) == 3600
     assert tried_often.pk not in domains.domains_due_for_dns(now)
+
+
+def test_the_watch_does_not_queue_a_check_still_waiting_in_the_queue():
+    """At scale the checks can take longer than the minute between two watches: each
+    domain keeps one check in the queue, not one more every minute."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from servers.tasks import domains_watch
+
+    long_ago = timezone.now() - domains.HTTPS_RECHECK - dt.timedelta(hours=1)
+    verified = DomainFactory(
+        verification_status="verified", ssl_status="active", ssl_checked_at=long_ago
+    )
+    pending = DomainFactory(verification_status="pending", checked_at=None)
+
+    assert domains_watch(0) == 2
+    assert domains_watch(60) == 0
+
+    queued = ProcrastinateJob.objects.filter(status="todo").exclude(task_name__endswith="watch")
+    assert sorted(queued.values_list("task_name", "args")) == [
+        ("servers.tasks.domain_https_check", {"domain_id": verified.pk}),
+        ("servers.tasks.domain_verify", {"domain_id": pending.pk}),
+    ]
+
+
+def test_jobs_a_customer_waits_for_go_before_the_background_checks():
+    """The worker takes jobs by priority: a purchase's provisioning, a deployment and a
+    power action come before a queue of certificate rechecks."""
+    from django.db import transaction
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from hosting.jobs import defer
+    from servers import tasks
+
+    with transaction.atomic():
+        defer(tasks.domain_https_check, domain_id=1)
+        defer(tasks.domain_verify, domain_id=1)
+        defer(tasks.server_provision, server_id=1)
+        defer(tasks.deployment_run, deployment_id=1)
+        defer(tasks.server_action_run, action_id=1)
+
+    priorities = dict(ProcrastinateJob.objects.values_list("task_name", "priority"))
+    background = max(
+        priorities.pop(f"servers.tasks.{n}") for n in ("domain_https_check", "domain_verify")
+    )
+    assert len(priorities) == 3
+    assert all(priority > background for priority in priorities.values()), priorities
