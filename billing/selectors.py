@@ -9,7 +9,7 @@ from billing.models import (
     Subscription,
 )
 from billing.subscriptions import ENDED_STATUSES
-from servers.models import ENDED_SERVER_STATUSES
+from servers.models import ENDED_SERVER_STATUSES, joined_server_secrets
 
 
 def active_plans():
@@ -21,12 +21,18 @@ def plan_on_sale(slug: str) -> Plan:
     return get_object_or_404(Plan, slug=slug, is_active=True)
 
 
+# A payment is shown with its plan, the server it bought and the server it renews: their
+# secrets are never loaded (each would be decrypted, for every row).
+_NOT_SHOWN = joined_server_secrets("server") + joined_server_secrets("renews")
+
+
 def payments_for(user) -> list[Payment]:
     """The customer's payments (purchases and renewals), newest first, with plan and
     server (the one a purchase bought or a renewal paid for): one query."""
     return list(
         Payment.objects.filter(user=user)
         .select_related("plan", "server", "renews")
+        .defer(*_NOT_SHOWN)
         .order_by("-created_at", "-pk")
     )
 
@@ -34,7 +40,9 @@ def payments_for(user) -> list[Payment]:
 def payment_for(user, payment_uuid) -> Payment:
     """One of the customer's payments, or 404 (another customer's too: no existence leak)."""
     return get_object_or_404(
-        Payment.objects.select_related("plan", "server", "renews"), uuid=payment_uuid, user=user
+        Payment.objects.select_related("plan", "server", "renews").defer(*_NOT_SHOWN),
+        uuid=payment_uuid,
+        user=user,
     )
 
 
@@ -49,6 +57,7 @@ def current_subscription_for(user) -> Subscription | None:
     return (
         Subscription.objects.filter(user=user)
         .select_related("plan", "server")
+        .defer(*joined_server_secrets("server"))
         .order_by(server_ended, "-created_at", "-pk")
         .first()
     )
@@ -58,7 +67,11 @@ def subscription_for(user, subscription_pk: int) -> Subscription:
     """One of the customer's subscriptions, or 404 (another customer's too: no existence
     leak)."""
     return get_object_or_404(
-        Subscription.objects.select_related("plan", "server"), pk=subscription_pk, user=user
+        Subscription.objects.select_related("plan", "server").defer(
+            *joined_server_secrets("server")
+        ),
+        pk=subscription_pk,
+        user=user,
     )
 
 

@@ -22,6 +22,13 @@ class ServerStatus(models.TextChoices):
 
 # A server in one of these states no longer counts against the one-per-customer rule.
 ENDED_SERVER_STATUSES = [ServerStatus.FAILED, ServerStatus.DELETED]
+# A row joined to its server for a page never loads these (each would be decrypted):
+# `.defer(*joined_server_secrets("server"))`.
+SERVER_SECRET_FIELDS = ("ssh_password", "ssh_host_private_key", "tls_token")
+
+
+def joined_server_secrets(relation: str) -> tuple[str, ...]:
+    return tuple(f"{relation}__{name}" for name in SERVER_SECRET_FIELDS)
 
 
 class Server(models.Model):

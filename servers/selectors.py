@@ -13,6 +13,7 @@ from servers.models import (
     Server,
     ServerAction,
     ServerEvent,
+    joined_server_secrets,
 )
 
 # The dashboard in one query: the customer's live server (the newest, as the model's
@@ -146,8 +147,7 @@ def server_owned_by(user, server_uuid) -> Server:
 DEPLOYMENTS_SHOWN = 50
 # The log page shows at most this many lines at first (the most recent ones).
 LOG_LINES_SHOWN = 5000
-# A row joined to its server never loads the server's secrets (nor decrypts them).
-_SERVER_SECRETS = ("server__ssh_password", "server__ssh_host_private_key", "server__tls_token")
+_SERVER_SECRETS = joined_server_secrets("server")
 
 
 def deployments_page_for(user, server_uuid) -> dict:

@@ -392,6 +392,32 @@ def test_billing_page_query_count_is_pinned_with_1_and_30_payments(
     assert BANNER in thirty
 
 
+def test_billing_page_and_receipts_decrypt_no_server_secret(client, customer, monkeypatch):
+    """Every payment row joins the servers it bought and renews: their SSH password,
+    host key and TLS token stay in the database, undecrypted."""
+    from hosting import crypto
+
+    subscription = subscribed(customer)
+    purchase = subscription.server.payment
+    paid_renewal = renewal(subscription)
+    Server.objects.filter(pk=subscription.server.pk).update(
+        ssh_host_private_key="key", tls_token="token"
+    )
+    decrypted = []
+    real_decrypt = crypto.decrypt
+    monkeypatch.setattr(
+        crypto, "decrypt", lambda token: decrypted.append(token) or real_decrypt(token)
+    )
+
+    for url in (
+        "/billing/",
+        f"/billing/payments/{purchase.uuid}/",
+        f"/billing/payments/{paid_renewal.uuid}/",
+    ):
+        assert client.get(url).status_code == 200, url
+    assert decrypted == []
+
+
 # --- the past-due banner --------------------------------------------------------------------
 
 
