@@ -243,6 +243,28 @@ def test_two_concurrent_clicks_make_one_payment(stripe_api, priced):
     assert list(sessions) == [f"checkout-{payment.uuid}"]
 
 
+def _pro_clicked_while_basic_at_stripe(basic_tab, pro_tab, basic_at_stripe, release):
+    """Basic clicked in one tab; Pro clicked in the other while Stripe is creating the
+    Basic session (until `release` is set). Both responses."""
+    basic_click = {}
+
+    def click_basic():
+        try:
+            basic_click["response"] = basic_tab.post("/billing/checkout/basic/")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=click_basic)
+    thread.start()
+    try:
+        assert basic_at_stripe.wait(timeout=10)
+        pro_click = pro_tab.post("/billing/checkout/pro/")
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    return basic_click["response"], pro_click
+
+
 @pytest.mark.django_db(transaction=True)
 def test_another_plan_clicked_while_the_first_session_is_being_created(stripe_api, priced):
     first_at_stripe, second_done = threading.Event(), threading.Event()
@@ -278,27 +300,14 @@ def test_another_plan_clicked_while_the_first_session_is_being_created(stripe_ap
     basic_tab, pro_tab = Client(), Client()
     basic_tab.force_login(user)
     pro_tab.force_login(user)
-    basic_click = {}
-
-    def click_basic():
-        try:
-            basic_click["response"] = basic_tab.post("/billing/checkout/basic/")
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=click_basic)
-    thread.start()
-    try:
-        assert first_at_stripe.wait(timeout=10)
-        pro_click = pro_tab.post("/billing/checkout/pro/")
-    finally:
-        second_done.set()
-        thread.join(timeout=30)
+    basic_click, pro_click = _pro_clicked_while_basic_at_stripe(
+        basic_tab, pro_tab, first_at_stripe, second_done
+    )
 
     assert pro_click.status_code == 303
     assert len(sessions) == 2
     payable = [s for s in sessions.values() if s["id"] not in expired]
-    sent_to = {basic_click["response"]["Location"], pro_click["Location"]}
+    sent_to = {basic_click["Location"], pro_click["Location"]}
     # At most one checkout can still be paid, and nobody is sent to pay a failed payment.
     assert [s["id"] for s in payable] == ["cs_test_pro"]
     for payment in Payment.objects.filter(checkout_url__in=sent_to):
@@ -355,21 +364,9 @@ def test_a_session_recorded_while_another_plan_replaces_its_payment_is_expired(
     basic_tab, pro_tab = Client(), Client()
     basic_tab.force_login(user)
     pro_tab.force_login(user)
-
-    def click_basic():
-        try:
-            basic_tab.post("/billing/checkout/basic/")
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=click_basic)
-    thread.start()
-    try:
-        assert basic_at_stripe.wait(timeout=10)
-        pro_click = pro_tab.post("/billing/checkout/pro/")
-    finally:
-        basic_may_answer.set()
-        thread.join(timeout=30)
+    _, pro_click = _pro_clicked_while_basic_at_stripe(
+        basic_tab, pro_tab, basic_at_stripe, basic_may_answer
+    )
 
     assert pro_click.status_code == 303
     assert pro_click["Location"] == "https://checkout.stripe.com/c/pay/cs_test_pro"
