@@ -32,10 +32,10 @@ PERIOD_END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 # What Stripe answers after a change: a period end our row did not have yet.
 STRIPE_PERIOD_END = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
-# session, user, the subscription with its plan and server, the payments with their plans
-# and servers: whatever the number of payments, and with or without the past-due banner.
-# (and the tenant scope set and cleared)
-BILLING_PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
+# session, user, and the page's one query (the subscription with its plan and server, the
+# payments with their plans and servers): whatever the number of payments, and with or
+# without the past-due banner (and the tenant scope set and cleared).
+BILLING_PAGE_QUERIES = 3 + tenant.SCOPE_QUERIES
 
 BANNER = '<div class="banner-overdue" role="alert">'
 SITE_PROCESSOR = "hosting.context_processors.site"

@@ -22,7 +22,7 @@ from billing.models import Payment, Plan, StripeEvent
 from billing.tests.factories import PaymentFactory, plan
 from billing.tests.flow import WEBHOOK, deliver
 from billing.tests.stripe_fakes import form, signed, stripe_object
-from hosting import tenant
+from billing.tests.test_billing_page import BILLING_PAGE_QUERIES
 from servers.models import Server
 from servers.tests.factories import ServerFactory
 
@@ -30,9 +30,7 @@ pytestmark = pytest.mark.django_db
 
 SESSIONS = "/v1/checkout/sessions"
 
-# session, user, the subscription with plan and server, the payments with plans and servers.
-# (and the tenant scope set and cleared)
-PAYMENTS_PAGE_QUERIES = 4 + tenant.SCOPE_QUERIES
+PAYMENTS_PAGE_QUERIES = BILLING_PAGE_QUERIES  # one pin for the page, with its reasons
 
 
 @pytest.fixture
