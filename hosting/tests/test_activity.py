@@ -383,5 +383,5 @@ def test_the_rows_are_one_union_all_query_with_a_limit_and_no_count(client, cust
 
     (rows_query,) = [q["sql"] for q in queries if "UNION ALL" in q["sql"]]
     assert rows_query.count("UNION ALL") == 5
-    assert rows_query.endswith("LIMIT 51 OFFSET 50")
+    assert rows_query.rstrip().endswith("LIMIT 51 OFFSET 50")
     assert "COUNT(" not in rows_query.upper()
