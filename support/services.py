@@ -233,9 +233,9 @@ def ticket_reopen_by_customer(*, ticket_id: int, user, request=None) -> Ticket:
 
 
 def ticket_seen_by_customer(*, ticket_id: int, user) -> None:
-    """The customer viewed their ticket: staff replies so far are read. One UPDATE."""
-    with transaction.atomic():
-        Ticket.objects.filter(pk=ticket_id, user=user).update(customer_seen_at=timezone.now())
+    """The customer viewed their ticket: staff replies so far are read. One UPDATE (one
+    statement: no transaction of its own to open and commit)."""
+    Ticket.objects.filter(pk=ticket_id, user=user).update(customer_seen_at=timezone.now())
 
 
 # -- staff -------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ def ticket_detail(request, ticket_uuid):
                 messages.success(request, "Reply sent.")
             return _to_ticket(ticket)
         return render(request, "support/ticket.html", {**context, "form": form}, status=400)
-    services.ticket_seen_by_customer(ticket_id=ticket.pk, user=request.user)
+    if ticket.unread:  # a ticket already read costs no write (and no WAL flush) per view
+        services.ticket_seen_by_customer(ticket_id=ticket.pk, user=request.user)
     return render(request, "support/ticket.html", {**context, "form": form})
 
 
