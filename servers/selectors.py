@@ -195,14 +195,53 @@ def deployment_page_for(user, server_uuid, deployment_uuid) -> dict:
     }
 
 
-def deployment_log_for(user, server_uuid, deployment_uuid, after: int) -> dict:
-    """The lines after number `after`, for the page's polling: two queries."""
-    deployment = deployment_for(user, server_uuid, deployment_uuid)
-    lines = list(
-        DeploymentLogLine.objects.filter(deployment=deployment, number__gt=after)
-        .order_by("number")
-        .only("number", "text")[:LOG_LINES_SHOWN]
+# The log's polling in one query (it runs every second while a customer watches a
+# deployment): one of the customer's deployments, what its status block and poller show
+# of it and its server, and the lines after the last one the page has.
+DEPLOYMENT_LOG_SQL = """
+WITH deployment AS (
+    SELECT d.id, d.uuid, d.status, d.failure_reason, d.git_url, d.branch, d.subdirectory,
+           d."commit", d.cancel_requested_at, d.started_at, d.finished_at, d.server_id
+    FROM servers_deployment d JOIN servers_server s ON s.id = d.server_id
+    WHERE d.uuid = %(deployment)s AND s.uuid = %(server)s AND s.user_id = %(user)s
+)
+SELECT json_build_object(
+    'deployment', (SELECT row_to_json(deployment) FROM deployment),
+    'server', (
+        SELECT row_to_json(s) FROM (
+            SELECT id, uuid, status FROM servers_server
+            WHERE id = (SELECT server_id FROM deployment)
+        ) s
+    ),
+    'lines', (
+        SELECT coalesce(json_agg(l ORDER BY l.number), '[]') FROM (
+            SELECT number, text FROM servers_deploymentlogline
+            WHERE deployment_id = (SELECT id FROM deployment) AND number > %(after)s
+            ORDER BY number LIMIT %(limit)s
+        ) l
     )
+)::text
+"""
+
+
+def deployment_log_for(user, server_uuid, deployment_uuid, after: int) -> dict:
+    """The lines after number `after`, for the page's polling: one query
+    (DEPLOYMENT_LOG_SQL). Another customer's deployment is a 404."""
+    document = json_document(
+        DEPLOYMENT_LOG_SQL,
+        {
+            "deployment": str(deployment_uuid),
+            "server": str(server_uuid),
+            "user": user.pk,
+            "after": after,
+            "limit": LOG_LINES_SHOWN,
+        },
+    )
+    if document["deployment"] is None:
+        raise Http404("No such deployment.")
+    (deployment,) = instances(Deployment, [document["deployment"]])
+    (deployment.server,) = instances(Server, [document["server"]])
+    lines = instances(DeploymentLogLine, document["lines"])
     return {
         "server": deployment.server,
         "deployment": deployment,
