@@ -4,7 +4,7 @@ the number of rows.
 
 The rows come from a UNION ALL of one SELECT per source, each filtered by the customer,
 each giving the same columns (below); PostgreSQL sorts and cuts the page, and each row
-becomes an `ActivityRow` with its link in Python (reverse() costs no query). No COUNT:
+becomes an `ActivityRow` with its link in Python (no query). No COUNT:
 the page asks for one row more than it shows to know whether an older page exists."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.urls import reverse
 
+from hosting.links import uuid_link
 from hosting.money import format_cents
 from servers.models import DeploymentStatus, ServerEventKind
 
@@ -132,11 +132,11 @@ class ActivityRow:
 def _server_event_row(row) -> ActivityRow:
     kind = row["row_code"]
     if kind in DOMAIN_EVENT_KINDS:
-        url = reverse("servers:domains", args=[row["row_server"]])
+        url = uuid_link("servers:domains", row["row_server"])
     elif kind in DEPLOY_EVENT_KINDS:
-        url = reverse("servers:deployments", args=[row["row_server"]])
+        url = uuid_link("servers:deployments", row["row_server"])
     else:
-        url = reverse("servers:detail", args=[row["row_server"]])
+        url = uuid_link("servers:detail", row["row_server"])
     label = ServerEventKind(kind).label if kind in ServerEventKind.values else kind
     return ActivityRow(
         at=row["row_at"],
@@ -157,7 +157,7 @@ def _activity_row(row) -> ActivityRow:
             label="Payment" if paid else "Refund",
             text=f"Payment of {amount} for {row['row_text']} "
             + ("received" if paid else "refunded"),
-            url=reverse("billing:payment_detail", args=[row["row_object"]]),
+            url=uuid_link("billing:payment_detail", row["row_object"]),
             kind=source,
         )
     if source == SERVER_EVENT:
@@ -169,7 +169,7 @@ def _activity_row(row) -> ActivityRow:
             at=row["row_at"],
             label=f"Deployment · {row['row_server_name']}",
             text=f"Deployment of {commit[:7] if commit else row['row_text']} started",
-            url=reverse("servers:deployment", args=[row["row_server"], row["row_object"]]),
+            url=uuid_link("servers:deployment", row["row_server"], row["row_object"]),
             kind="deployment",
             status=status,
             status_display=DeploymentStatus(status).label,
@@ -179,7 +179,7 @@ def _activity_row(row) -> ActivityRow:
         at=row["row_at"],
         label="Support",
         text=f"{'Support answered' if answered else 'Ticket opened'}: {row['row_text']}",
-        url=reverse("support:ticket", args=[row["row_object"]]),
+        url=uuid_link("support:ticket", row["row_object"]),
         kind=source,
     )
 

@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404
 
 from billing.models import Payment, Plan
 from hosting.db import instances, json_document
+from hosting.links import uuid_link
 from servers.actions import PROGRESS_LABELS
 from servers.models import (
     ENDED_SERVER_STATUSES,
@@ -164,6 +165,9 @@ def deployments_page_for(user, server_uuid) -> dict:
         if deployment.status in (Deployment.Status.PENDING, Deployment.Status.IN_PROGRESS):
             deployment.queue_position = ahead
             ahead += 1
+        links = (server.uuid, deployment.uuid)
+        deployment.page_url = uuid_link("servers:deployment", *links)
+        deployment.redeploy_url = uuid_link("servers:deployment_redeploy", *links)
     return {"server": server, "deployments": deployments}
 
 
