@@ -3,8 +3,11 @@ number of tickets or messages. Another customer's ticket is a 404."""
 
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db.models import F
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from hosting.db import instances, json_document
+from servers.models import Server
 from support.models import Ticket, TicketMessage, TicketStatus
 
 TICKETS_SHOWN = 200
@@ -58,31 +61,41 @@ def ticket_for(user, ticket_uuid) -> Ticket:
     )
 
 
+# The ticket page in one query: the customer's ticket, the name of the server it is about
+# and the conversation the customer may read (never staff's internal notes).
+TICKET_PAGE_SQL = """
+WITH ticket AS (
+    SELECT id, uuid, user_id, subject, description, priority, status, created_at,
+           last_activity_at, customer_seen_at, server_id
+    FROM support_ticket WHERE uuid = %(ticket)s AND user_id = %(user)s
+)
+SELECT json_build_object(
+    'ticket', (SELECT row_to_json(ticket) FROM ticket),
+    'server', (
+        SELECT row_to_json(s) FROM (
+            SELECT id, uuid, name FROM servers_server WHERE id = (SELECT server_id FROM ticket)
+        ) s
+    ),
+    'conversation', (
+        SELECT coalesce(json_agg(m ORDER BY m.created_at, m.id), '[]') FROM (
+            SELECT id, author_id, body, created_at FROM support_ticketmessage
+            WHERE ticket_id = (SELECT id FROM ticket) AND NOT internal
+        ) m
+    )
+)::text
+"""
+
+
 def ticket_page_for(user, ticket_uuid) -> dict:
-    """The ticket with its server's name and the conversation the customer may read
-    (never internal notes): two queries."""
-    ticket = get_object_or_404(
-        Ticket.objects.select_related("server").only(
-            "uuid",
-            "user_id",
-            "subject",
-            "description",
-            "priority",
-            "status",
-            "created_at",
-            "last_activity_at",
-            "customer_seen_at",
-            "server__uuid",
-            "server__name",
-        ),
-        uuid=ticket_uuid,
-        user=user,
-    )
-    conversation = list(
-        TicketMessage.objects.filter(ticket=ticket, internal=False)
-        .only("author_id", "body", "created_at")
-        .order_by("created_at", "id")
-    )
+    """The ticket with its server's name and the conversation the customer may read:
+    one query (TICKET_PAGE_SQL). Another customer's ticket is a 404."""
+    document = json_document(TICKET_PAGE_SQL, {"ticket": str(ticket_uuid), "user": user.pk})
+    if document["ticket"] is None:
+        raise Http404("No such ticket.")
+    (ticket,) = instances(Ticket, [document["ticket"]])
+    if document["server"] is not None:
+        (ticket.server,) = instances(Server, [document["server"]])
+    conversation = instances(TicketMessage, document["conversation"])
     for message in conversation:
         message.from_customer = message.author_id == ticket.user_id
     return {"ticket": ticket, "conversation": conversation}
