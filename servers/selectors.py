@@ -151,15 +151,38 @@ LOG_LINES_SHOWN = 5000
 _SERVER_SECRETS = joined_server_secrets("server")
 
 
-def deployments_page_for(user, server_uuid) -> dict:
-    """The customer's server and its latest deployments (no logs): two queries. A waiting
-    deployment knows its place in the queue."""
-    server = server_owned_by(user, server_uuid)
-    deployments = list(
-        Deployment.objects.filter(server=server)
-        .defer("git_url_secret")
-        .order_by("-created_at", "-id")[:DEPLOYMENTS_SHOWN]
+# The deployments page in one query: one of the customer's servers and its latest
+# deployments, without their logs or secret URLs.
+DEPLOYMENTS_PAGE_SQL = """
+WITH server AS (
+    SELECT id, uuid, name, status, ip_address, ssh_username
+    FROM servers_server WHERE uuid = %(server)s AND user_id = %(user)s
+)
+SELECT json_build_object(
+    'server', (SELECT row_to_json(server) FROM server),
+    'deployments', (
+        SELECT coalesce(json_agg(d ORDER BY d.created_at DESC, d.id DESC), '[]') FROM (
+            SELECT id, uuid, server_id, git_url, branch, subdirectory, "commit", status,
+                   created_at, started_at, finished_at
+            FROM servers_deployment WHERE server_id = (SELECT id FROM server)
+            ORDER BY created_at DESC, id DESC LIMIT %(shown)s
+        ) d
     )
+)::text
+"""
+
+
+def deployments_page_for(user, server_uuid) -> dict:
+    """The customer's server and its latest deployments (no logs): one query
+    (DEPLOYMENTS_PAGE_SQL). A waiting deployment knows its place in the queue."""
+    document = json_document(
+        DEPLOYMENTS_PAGE_SQL,
+        {"server": str(server_uuid), "user": user.pk, "shown": DEPLOYMENTS_SHOWN},
+    )
+    if document["server"] is None:
+        raise Http404("No such server.")
+    (server,) = instances(Server, [document["server"]])
+    deployments = instances(Deployment, document["deployments"])
     ahead = 0
     for deployment in reversed(deployments):  # oldest first: the queue's order
         if deployment.status in (Deployment.Status.PENDING, Deployment.Status.IN_PROGRESS):

@@ -405,8 +405,8 @@ def test_the_log_partial_sends_only_the_lines_after_the_last_one_shown(client, r
 @pytest.mark.parametrize(
     "path,queries",
     [
-        # session, user, server, deployments
-        ("deployments/", 4),
+        # session, user, and one query: the server and its deployments
+        ("deployments/", 3),
         # session, user, deployment with its server, its lines
         ("deployments/{uuid}/", 4),
         # session, user, and one query: the deployment, its server and its new lines
