@@ -2,8 +2,7 @@
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from django.template import Context, Engine, engines
-from django.template import defaultfilters
+from django.template import Context, Engine, defaultfilters, engines
 from django.utils import timezone as django_timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
