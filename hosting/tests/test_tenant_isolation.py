@@ -2,7 +2,9 @@
 database itself refuses another customer's rows, whatever a view or selector forgets."""
 
 import json
+import re
 import uuid
+from importlib import import_module
 
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
@@ -236,27 +238,46 @@ def _forgetful(klass, *args, **kwargs):
     return get_object_or_404(klass, *args, **kwargs)
 
 
+# The owner filter of a page's one query, as written in its SQL.
+_OWNER_FILTER = re.compile(r" AND (\w+\.)?user_id = %\(user\)s")
+ONE_QUERY_PAGES = {
+    "server page": ("servers.selectors", "SERVER_PAGE_SQL"),
+    "deployments page": ("servers.selectors", "DEPLOYMENTS_PAGE_SQL"),
+    "deployment log": ("servers.selectors", "DEPLOYMENT_LOG_SQL"),
+    "ticket": ("support.selectors", "TICKET_PAGE_SQL"),
+}
+
+
 @pytest.fixture
 def forgetful_selectors(monkeypatch):
-    import billing.selectors
-    import servers.selectors
-    import support.selectors
+    """The selectors without their owner filters: get_object_or_404's dropped, and the
+    one-query pages' SQL without its `AND user_id = %(user)s`."""
+    for module in ("servers.selectors", "billing.selectors", "support.selectors"):
+        monkeypatch.setattr(import_module(module), "get_object_or_404", _forgetful)
+    for module, name in ONE_QUERY_PAGES.values():
+        sql = getattr(import_module(module), name)
+        forgetful, found = _OWNER_FILTER.subn("", sql)
+        assert found == 1, name
+        monkeypatch.setattr(import_module(module), name, forgetful)
 
-    for module in (servers.selectors, billing.selectors, support.selectors):
-        monkeypatch.setattr(module, "get_object_or_404", _forgetful)
+
+FORGETFUL_PAGES = [*ONE_QUERY_PAGES, "domains page", "deployment page", "receipt"]
 
 
 def _alice_urls(alice) -> dict[str, str]:
     server, deployment = alice["server"], alice["deployment"]
     return {
+        "server page": f"/servers/{server.uuid}/",
         "deployments page": f"/servers/{server.uuid}/deployments/",
         "deployment log": f"/servers/{server.uuid}/deployments/{deployment.uuid}/log/?after=0",
         "ticket": f"/support/tickets/{alice['ticket'].uuid}/",
+        "domains page": f"/servers/{server.uuid}/domains/",
+        "deployment page": f"/servers/{server.uuid}/deployments/{deployment.uuid}/",
         "receipt": f"/billing/payments/{alice['payment'].uuid}/",
     }
 
 
-@pytest.mark.parametrize("page", ["deployments page", "deployment log", "ticket", "receipt"])
+@pytest.mark.parametrize("page", FORGETFUL_PAGES)
 def test_a_forgotten_owner_filter_shows_bob_nothing_of_alices(
     client, alice, bob, forgetful_selectors, page
 ):
@@ -269,7 +290,7 @@ def test_a_forgotten_owner_filter_shows_bob_nothing_of_alices(
     assert b"alice" not in response.content
 
 
-@pytest.mark.parametrize("page", ["deployments page", "deployment log", "ticket", "receipt"])
+@pytest.mark.parametrize("page", FORGETFUL_PAGES)
 def test_without_row_level_security_the_forgotten_filter_would_leak(
     client, settings, alice, bob, forgetful_selectors, page
 ):
