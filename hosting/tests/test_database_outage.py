@@ -108,8 +108,10 @@ def test_the_worker_waits_for_the_database_and_carries_on(cluster, tmp_path):
         assert cluster.stop()
         try:
             # procrastinate's worker ends when its listener's connection fails for good;
-            # end it now (as that would) rather than wait for it.
-            subprocess.run(["pkill", "-TERM", "-P", str(worker.pid)], check=True)
+            # end it now (as that would) rather than wait for it. SIGKILL, not SIGTERM:
+            # a graceful stop waits for the jobs in flight, which with the database gone
+            # once took more than 30 s on a loaded 2-core CI machine.
+            subprocess.run(["pkill", "-KILL", "-P", str(worker.pid)], check=True)
             deadline = time.monotonic() + 30
             while "Waiting for the database" not in log.read_text():
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
