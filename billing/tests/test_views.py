@@ -241,9 +241,26 @@ def test_two_concurrent_clicks_make_one_payment(stripe_api, priced):
     assert list(sessions) == [f"checkout-{payment.uuid}"]
 
 
-def _pro_clicked_while_basic_at_stripe(basic_tab, pro_tab, basic_at_stripe, release):
-    """Basic clicked in one tab; Pro clicked in the other while Stripe is creating the
-    Basic session (until `release` is set). Both responses."""
+def _expiries(stripe_api) -> list[str]:
+    """The ids of the Checkout Sessions the app expires at Stripe, as it expires them."""
+    expired: list[str] = []
+
+    def expire(request):
+        session_id = request.url.rsplit("/", 2)[1]
+        expired.append(session_id)
+        return stripe_object("checkout.session", id=session_id, status="expired")
+
+    stripe_api.handle("POST", re.compile(r"/v1/checkout/sessions/[^/]+/expire"), expire)
+    return expired
+
+
+def _pro_clicked_while_basic_at_stripe(basic_at_stripe, release):
+    """One customer, two tabs: Basic clicked in one; Pro clicked in the other while Stripe
+    is creating the Basic session (until `release` is set). Both responses."""
+    user = UserFactory()
+    basic_tab, pro_tab = Client(), Client()
+    basic_tab.force_login(user)
+    pro_tab.force_login(user)
     basic_click = {}
 
     def click_basic():
@@ -267,7 +284,6 @@ def _pro_clicked_while_basic_at_stripe(basic_tab, pro_tab, basic_at_stripe, rele
 def test_another_plan_clicked_while_the_first_session_is_being_created(stripe_api, priced):
     first_at_stripe, second_done = threading.Event(), threading.Event()
     sessions: dict[str, dict] = {}
-    expired: list[str] = []
 
     def create(request):
         (price,) = form(request)["line_items[0][price]"]
@@ -287,20 +303,9 @@ def test_another_plan_clicked_while_the_first_session_is_being_created(stripe_ap
         )
         return sessions[key]
 
-    def expire(request):
-        session_id = request.url.rsplit("/", 2)[1]
-        expired.append(session_id)
-        return stripe_object("checkout.session", id=session_id, status="expired")
-
     stripe_api.handle("POST", SESSIONS, create)
-    stripe_api.handle("POST", re.compile(r"/v1/checkout/sessions/[^/]+/expire"), expire)
-    user = UserFactory()
-    basic_tab, pro_tab = Client(), Client()
-    basic_tab.force_login(user)
-    pro_tab.force_login(user)
-    basic_click, pro_click = _pro_clicked_while_basic_at_stripe(
-        basic_tab, pro_tab, first_at_stripe, second_done
-    )
+    expired = _expiries(stripe_api)
+    basic_click, pro_click = _pro_clicked_while_basic_at_stripe(first_at_stripe, second_done)
 
     assert pro_click.status_code == 303
     assert len(sessions) == 2
@@ -320,7 +325,6 @@ def test_a_session_recorded_while_another_plan_replaces_its_payment_is_expired(
     it after: the session must be expired all the same (the checkout race drill found
     customers charged two and three times when it was not)."""
     basic_at_stripe, basic_may_answer = threading.Event(), threading.Event()
-    expired: list[str] = []
 
     def create(request):
         (price,) = form(request)["line_items[0][price]"]
@@ -335,13 +339,8 @@ def test_a_session_recorded_while_another_plan_replaces_its_payment_is_expired(
             url=f"https://checkout.stripe.com/c/pay/{session_id}",
         )
 
-    def expire(request):
-        session_id = request.url.rsplit("/", 2)[1]
-        expired.append(session_id)
-        return stripe_object("checkout.session", id=session_id, status="expired")
-
     stripe_api.handle("POST", SESSIONS, create)
-    stripe_api.handle("POST", re.compile(r"/v1/checkout/sessions/[^/]+/expire"), expire)
+    expired = _expiries(stripe_api)
     supersede = services._checkout_supersede
 
     def supersede_once_basic_is_recorded(gateway, earlier, payment):
@@ -358,13 +357,7 @@ def test_a_session_recorded_while_another_plan_replaces_its_payment_is_expired(
         supersede(gateway, earlier, payment)
 
     monkeypatch.setattr(services, "_checkout_supersede", supersede_once_basic_is_recorded)
-    user = UserFactory()
-    basic_tab, pro_tab = Client(), Client()
-    basic_tab.force_login(user)
-    pro_tab.force_login(user)
-    _, pro_click = _pro_clicked_while_basic_at_stripe(
-        basic_tab, pro_tab, basic_at_stripe, basic_may_answer
-    )
+    _, pro_click = _pro_clicked_while_basic_at_stripe(basic_at_stripe, basic_may_answer)
 
     assert pro_click.status_code == 303
     assert pro_click["Location"] == "https://checkout.stripe.com/c/pay/cs_test_pro"
